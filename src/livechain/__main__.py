@@ -1,0 +1,3 @@
+from livechain.cli import main
+
+raise SystemExit(main())

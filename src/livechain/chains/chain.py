@@ -1,0 +1,111 @@
+"""One chain: its providers, benchmark store, strategies, forwarder and background work.
+
+`Chain` is the facade the web edge talks to. Its background tasks (one supervised health loop per
+provider, draining of retired providers) live in its own TaskSet: a crash inside them restarts that part
+only, logged and counted, and never touches another chain.
+"""
+
+from __future__ import annotations
+
+from livechain.clock import SYSTEM_CLOCK, Clock
+from livechain.config.schema import ChainConfig, MetricsConfig
+from livechain.events import EventBus
+from livechain.evm.methods import MethodPolicy
+from livechain.failsafe import TaskSet, supervise
+from livechain.metrics.store import BenchmarkStore
+from livechain.providers.health import health_loop
+from livechain.providers.pool import ProviderPool
+from livechain.providers.provider import Provider
+from livechain.routing.forwarder import Forwarder
+from livechain.routing.strategies import STRATEGIES, Strategy
+
+
+class Chain:
+    def __init__(
+        self,
+        config: ChainConfig,
+        *,
+        region: str,
+        metrics: MetricsConfig,
+        events: EventBus,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.events = events
+        self._clock = clock
+        self.store = BenchmarkStore(
+            config.name,
+            region=region,
+            window=metrics.window,
+            retention=metrics.retention,
+            max_entries=metrics.max_entries,
+            clock=clock,
+        )
+        self.pool = ProviderPool(config, store=self.store, events=events, clock=clock)
+        self.forwarder = Forwarder(self.pool, events, clock)
+        self.strategies: dict[str, Strategy] = {name: make() for name, make in STRATEGIES.items()}
+        self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
+        self.tasks = TaskSet(f"chain/{self.name}")
+        self._health: dict[str, object] = {}
+
+    @property
+    def chain_id(self) -> int:
+        return self.config.chain_id
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.strategies[self.config.strategy]
+
+    def provider(self, provider_id: str) -> Provider | None:
+        return self.pool.by_id.get(provider_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        for provider in self.pool.providers:
+            self._watch(provider)
+
+    def _watch(self, provider: Provider) -> None:
+        name = f"{self.name}/health/{provider.id}"
+        self._health[provider.id] = self.tasks.spawn(
+            name,
+            supervise(name, lambda: health_loop(self.pool, provider), on_crash=self._crashed),
+        )
+
+    def _crashed(self, task: str, exc: BaseException, count: int) -> None:
+        self.events.publish("restart", chain=self.name, task=task, restarts=count, error=type(exc).__name__)
+
+    def reconfigure(self, config: ChainConfig) -> None:
+        """Adopt a new config for this chain without failing in-flight requests."""
+        self.config = config
+        self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
+        added, retired = self.pool.reconcile(config)
+        for provider in retired:
+            task = self._health.pop(provider.id, None)
+            if task is not None:
+                task.cancel()  # type: ignore[attr-defined]
+            self.tasks.spawn(f"{self.name}/drain/{provider.id}", ProviderPool.drain(provider, config.deadline + 1))
+        for provider in added:
+            self._watch(provider)
+        if added or retired:
+            self.events.publish(
+                "providers_changed", chain=self.name,
+                added=[p.id for p in added], removed=[p.id for p in retired],
+            )
+
+    async def close(self) -> None:
+        await self.tasks.close(timeout=5)
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self) -> dict:
+        best = self.pool.best_head
+        return {
+            "name": self.name,
+            "chain_id": self.chain_id,
+            "strategy": self.config.strategy,
+            "best_head": best,
+            "providers": [p.snapshot(best) for p in self.pool.providers],
+        }

@@ -1,0 +1,436 @@
+"""The config schema: strict (unknown keys rejected), frozen (lists are tuples, mappings are ``FrozenDict``).
+
+Defaults are resolved once, here, at validation: a provider's priority defaults to its list position, a chain
+knows its name. Messages never echo a value — provider URLs and headers carry API keys — and the URL and
+header fields are left out of ``repr()`` for the same reason.
+
+Cross-field problems (duplicate ids, ``attempt_timeout > deadline`` ...) are raised as one pydantic error of
+type ``livechain_problems`` whose context carries every ``(relative path parts, message)``; ``load.py``
+expands them into dotted paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .durations import parse_duration
+from .expand import format_path
+
+PROBLEMS_ERROR = "livechain_problems"
+
+CHAIN_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+PROVIDER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Headers Livechain manages itself; letting config override them would corrupt the upstream request.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+    }
+)
+
+Strategy = Literal["leaderboard", "priority", "round_robin", "fastest"]
+
+
+class FrozenDict(dict):
+    """A read-only, hashable ``dict`` (still a ``dict`` for pydantic, json and ``==``)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("config mappings are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> FrozenDict:
+        return self
+
+
+def problems_error(problems: Iterable[tuple[tuple[object, ...], str]]) -> PydanticCustomError:
+    """One pydantic error carrying several (relative path parts, message) problems."""
+    items = tuple(problems)
+    text = "; ".join(f"{format_path(parts)}: {message}" for parts, message in items)
+    return PydanticCustomError(PROBLEMS_ERROR, "{text}", {"text": text, "problems": items})
+
+
+def _fail(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+# ---- field types ------------------------------------------------------------------------------------
+
+
+def _duration(value: object) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _fail("duration", str(exc)) from None
+
+
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise _fail("int_type", "must be an integer, not a boolean")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if not value.strip():
+        raise _fail("empty", "must not be empty")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+PositiveInt = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
+NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
+Text = Annotated[str, AfterValidator(_check_text)]
+
+
+def _check_pattern(regex: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise _fail("pattern", f"{what} must match {regex.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_chain_name(value: str) -> str:
+    if value.isdigit():
+        raise _fail("chain_name", "chain name must not be all digits (routes accept the decimal chain id)")
+    if not CHAIN_NAME_RE.match(value):
+        raise _fail("chain_name", f"chain name must match {CHAIN_NAME_RE.pattern}")
+    return value
+
+
+ChainName = Annotated[str, AfterValidator(_check_chain_name)]
+ProviderId = Annotated[str, _check_pattern(PROVIDER_ID_RE, "provider id")]
+
+
+def _url_checker(schemes: tuple[str, ...], what: str) -> Any:
+    def check(value: str) -> str:
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise _fail("url", f"must be {what} URL without whitespace or control characters")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 — raises ValueError for a bad port
+        except ValueError:
+            raise _fail("url", f"must be {what} URL (it does not parse)") from None
+        if parts.scheme.lower() not in schemes:
+            raise _fail("url", f"must be {what} URL")
+        if not parts.hostname:
+            raise _fail("url", f"must be {what} URL with a host")
+        if parts.fragment:
+            raise _fail("url", f"must be {what} URL without a #fragment")
+        return value
+
+    return AfterValidator(check)
+
+
+def _empty_to_none(value: object) -> object:
+    return None if value == "" else value
+
+
+HttpUrl = Annotated[str, _url_checker(("http", "https"), "an http(s)")]
+WsUrl = Annotated[str, _url_checker(("ws", "wss"), "a ws(s)")]
+
+
+def _check_glob(value: str) -> str:
+    if not value or any(ch.isspace() for ch in value):
+        raise _fail("glob", "must be a non-empty method glob without whitespace")
+    return value
+
+
+Glob = Annotated[str, AfterValidator(_check_glob)]
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME_RE.match(value):
+        raise _fail("header", "header name must be an HTTP token")
+    if value.lower() in RESERVED_HEADERS:
+        raise _fail("header", "header is managed by livechain and cannot be set")
+    return value
+
+
+def _check_header_value(value: str) -> str:
+    if any(ch in value for ch in "\r\n\0"):
+        raise _fail("header", "header value must not contain CR, LF or NUL")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_check_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_check_header_value)]
+
+
+def _check_origin(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+    ):
+        raise _fail("origin", "must be '*' or an origin like https://app.example.com")
+    return value
+
+
+Origin = Annotated[str, AfterValidator(_check_origin)]
+
+
+# ---- models -----------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    # revalidate_instances: a model instance passed in is validated into a new one, so validation may set the
+    # private, derived attributes (a provider's position, a chain's name) without two parents sharing one.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, hide_input_in_errors=True, revalidate_instances="always"
+    )
+
+
+class MethodPolicy(_Model):
+    """Method globs (``fnmatch``, case-sensitive)."""
+
+    allow: tuple[Glob, ...] = ()
+    deny: tuple[Glob, ...] = ()
+
+    def allows(self, method: str) -> bool:
+        """True when ``method`` matches an allow glob."""
+        return any(fnmatchcase(method, glob) for glob in self.allow)
+
+    def denies(self, method: str) -> bool:
+        """True when ``method`` matches a deny glob."""
+        return any(fnmatchcase(method, glob) for glob in self.deny)
+
+    def permits(self, method: str, *, default: bool) -> bool:
+        """Chain rule: deny wins, then allow, then ``default`` (whether the method is in the default read set)."""
+        if self.denies(method):
+            return False
+        return self.allows(method) or default
+
+
+class BreakerConfig(_Model):
+    failure_threshold: PositiveInt = 5
+    recovery_timeout: Duration = 10.0
+    success_threshold: PositiveInt = 2
+    half_open_probes: PositiveInt = 1
+
+
+class ProviderConfig(_Model):
+    id: ProviderId
+    http_url: HttpUrl = Field(repr=False)
+    ws_url: Annotated[WsUrl | None, BeforeValidator(_empty_to_none)] = Field(default=None, repr=False)
+    priority: Int | None = None
+    max_connections: PositiveInt = 32
+    headers: Annotated[dict[HeaderName, HeaderValue], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict, repr=False
+    )
+    methods: MethodPolicy = Field(default_factory=MethodPolicy)
+
+    _position: int = PrivateAttr(default=0)
+
+    @property
+    def position(self) -> int:
+        """Index in the chain's provider list."""
+        return self._position
+
+    @property
+    def effective_priority(self) -> int:
+        """``priority`` if configured, else the position in the list (lower goes first)."""
+        return self.priority if self.priority is not None else self._position
+
+    def serves(self, method: str) -> bool:
+        """Per-provider policy: deny globs exclude; a non-empty allow list restricts to its globs."""
+        if self.methods.denies(method):
+            return False
+        return not self.methods.allow or self.methods.allows(method)
+
+
+def _check_providers(value: tuple[ProviderConfig, ...]) -> tuple[ProviderConfig, ...]:
+    if not value:
+        raise _fail("providers", "at least one provider is required")
+    return value
+
+
+class ChainConfig(_Model):
+    chain_id: PositiveInt
+    strategy: Strategy = "leaderboard"
+    deadline: Duration = 10.0
+    attempt_timeout: Duration = 4.0
+    max_attempts: PositiveInt = 3
+    max_lag_blocks: NonNegativeInt = 5
+    batch_limit: PositiveInt = 100
+    max_block_range: NonNegativeInt = 10_000
+    health_interval: Duration = 5.0
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    methods: MethodPolicy = Field(default_factory=MethodPolicy)
+    providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]
+
+    _name: str = PrivateAttr(default="")
+
+    @property
+    def name(self) -> str:
+        """The chain's key in ``chains`` (empty for a ChainConfig built outside a Config)."""
+        return self._name
+
+    def provider(self, provider_id: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.id == provider_id), None)
+
+    @property
+    def providers_by_priority(self) -> tuple[ProviderConfig, ...]:
+        """Providers by ``effective_priority``, ties in list order."""
+        return tuple(sorted(self.providers, key=lambda p: (p.effective_priority, p.position)))
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> ChainConfig:
+        problems: list[tuple[tuple[object, ...], str]] = []
+        if self.attempt_timeout > self.deadline:
+            problems.append((("attempt_timeout",), "must be <= deadline"))
+        first_index: dict[str, int] = {}
+        for index, provider in enumerate(self.providers):
+            provider._position = index
+            if provider.id in first_index:
+                problems.append(
+                    (
+                        ("providers", index, "id"),
+                        f"duplicate provider id (also providers[{first_index[provider.id]}])",
+                    )
+                )
+            else:
+                first_index[provider.id] = index
+        if problems:
+            raise problems_error(problems)
+        return self
+
+
+class WsServerConfig(_Model):
+    max_message_bytes: PositiveInt = 1_048_576
+    max_subscriptions: PositiveInt = 100
+    send_queue: PositiveInt = 2048
+    ping_interval: Duration = 20.0
+    ping_timeout: Duration = 20.0
+
+
+class ServerConfig(_Model):
+    host: Text = "127.0.0.1"
+    port: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=65535)] = 4000
+    max_body_bytes: PositiveInt = 2_097_152
+    header_timeout: Duration = 10.0
+    idle_timeout: Duration = 75.0
+    shutdown_grace: Duration = 10.0
+    max_connections_per_ip: PositiveInt = 512
+    cors_origins: tuple[Origin, ...] = ("*",)
+    ws: WsServerConfig = Field(default_factory=WsServerConfig)
+
+
+class MetricsConfig(_Model):
+    retention: Duration = 86_400.0
+    max_entries: PositiveInt = 86_400
+    window: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> MetricsConfig:
+        if self.window > self.retention:
+            raise problems_error([(("window",), "must be <= retention")])
+        return self
+
+
+def _at_least_one_second(value: float) -> float:
+    if value < 1.0:
+        raise _fail("duration", "must be at least 1s")
+    return value
+
+
+class PersistenceConfig(_Model):
+    sqlite_path: Annotated[Text | None, BeforeValidator(_empty_to_none)] = "livechain.sqlite"
+    snapshot_interval: Annotated[Duration, AfterValidator(_at_least_one_second)] = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.sqlite_path is not None
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+class LoggingConfig(_Model):
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class Config(_Model):
+    region: Annotated[str, _check_pattern(_REGION_RE, "region")] = "local"
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    chains: Annotated[dict[ChainName, ChainConfig], AfterValidator(FrozenDict)]
+
+    _by_id: dict[int, ChainConfig] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        problems: list[tuple[tuple[object, ...], str]] = []
+        by_id: dict[int, ChainConfig] = {}
+        for name, chain in self.chains.items():
+            chain._name = name
+            other = by_id.get(chain.chain_id)
+            if other is not None:
+                problems.append(
+                    (("chains", name, "chain_id"), f"chain_id already used by chain {other.name}")
+                )
+            else:
+                by_id[chain.chain_id] = chain
+        if not self.chains:
+            problems.append((("chains",), "at least one chain is required"))
+        if problems:
+            raise problems_error(problems)
+        self._by_id = by_id
+        return self
+
+    def chain_by_route(self, key: str) -> ChainConfig | None:
+        """The chain a route segment names: its name, or its chain id in canonical decimal (``8453``)."""
+        chain = self.chains.get(key)
+        if chain is not None:
+            return chain
+        if key.isascii() and key.isdigit() and str(int(key)) == key:
+            return self._by_id.get(int(key))
+        return None

@@ -1,0 +1,1 @@
+"""EVM protocol facts: which methods are which, event identities, block tags, provider error meanings."""

@@ -1,0 +1,57 @@
+"""What a provider's JSON-RPC error means for routing.
+
+A provider's error is usually the answer (execution reverted, invalid params): returned verbatim, not
+failed over, a success for the breaker. Some errors say something about the provider instead:
+
+- RATE_LIMITED: it is throttling us (fail over, cool the provider down, not a breaker failure);
+- UNSUPPORTED: it does not serve this method (fail over, not a breaker failure);
+- UNAVAILABLE: it lacks the data right now — lagging or pruned (fail over, not a breaker failure);
+- ALREADY_KNOWN: a resent transaction it already has (success, for eth_sendRawTransaction failover).
+
+A query that is too big ("more than 10000 results", "block range too large") is the client's cost and stays
+VERBATIM. The unknown case is the main path: anything unrecognised is VERBATIM.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+
+class ErrorMeaning(Enum):
+    VERBATIM = "verbatim"
+    RATE_LIMITED = "rate_limited"
+    UNSUPPORTED = "unsupported"
+    UNAVAILABLE = "unavailable"
+    ALREADY_KNOWN = "already_known"
+
+
+_RATE = re.compile(
+    r"rate.?limit|too many requests|request limit|exceeded .*(capacity|quota|throughput|compute units)"
+    r"|daily limit|credits",
+    re.IGNORECASE,
+)
+_UNSUPPORTED = re.compile(
+    r"method .*(not found|not supported|not available|does not exist|is not whitelisted|disabled)"
+    r"|unsupported method|not supported",
+    re.IGNORECASE,
+)
+_UNAVAILABLE = re.compile(
+    r"header not found|missing trie node|unknown block|block not found|pruned|not synced|syncing",
+    re.IGNORECASE,
+)
+_KNOWN = re.compile(r"already known|known transaction|already imported|already exists|alreadyknown", re.IGNORECASE)
+
+
+def classify(error: dict) -> ErrorMeaning:
+    code = error.get("code")
+    message = error.get("message") or ""
+    if code == 429 or _RATE.search(message):
+        return ErrorMeaning.RATE_LIMITED
+    if code == -32601 or _UNSUPPORTED.search(message):
+        return ErrorMeaning.UNSUPPORTED
+    if _KNOWN.search(message):
+        return ErrorMeaning.ALREADY_KNOWN
+    if _UNAVAILABLE.search(message):
+        return ErrorMeaning.UNAVAILABLE
+    return ErrorMeaning.VERBATIM

@@ -1,0 +1,1 @@
+"""What Livechain remembers about providers: latency and outcome per method, race results, scores."""

@@ -1,0 +1,226 @@
+"""The benchmark store of one chain: what routing, the API, Prometheus and the dashboard read.
+
+Recording is the only part on the request path, and it is an append to a list (`record_rpc`,
+`record_race`). `fold()` — run by a timer task every 250 ms and before every read — moves pending records
+into:
+- a bounded detail ring (`max_entries` rows of 16 bytes in `array` columns: time, provider, key, value,
+  outcome), for history and persistence;
+- per-(provider, method) and per-(provider, event type) `Windowed` aggregates (the "now" window and
+  retention totals), which answer p50/p90/p99, success rates, win rates and margins;
+- cumulative Prometheus histograms per (provider, method).
+Distinct method names per chain are capped (a dev chain may allow "*"); the rest count as "other".
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+
+from livechain.clock import SYSTEM_CLOCK, Clock
+from livechain.metrics.windows import OUTCOME_INDEX, OUTCOMES, Windowed
+
+MAX_METHODS = 256
+#: Prometheus latency buckets (ms) — coarse on purpose: exposition size grows with buckets × series
+PROM_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+RACE = 255  # outcome column value marking a race row in the detail ring
+
+
+class PromHistogram:
+    __slots__ = ("buckets", "count", "sum")
+
+    def __init__(self) -> None:
+        self.buckets = array("Q", bytes(8 * (len(PROM_BUCKETS_MS) + 1)))
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, ms: float) -> None:
+        self.buckets[bisect_left(PROM_BUCKETS_MS, ms)] += 1
+        self.count += 1
+        self.sum += ms
+
+
+class DetailRing:
+    """Fixed-capacity columns; the oldest row is overwritten. 8+1+2+4+1 = 16 bytes a row."""
+
+    __slots__ = ("capacity", "head", "key", "outcome", "provider", "size", "ts", "value_us")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.ts = array("d", bytes(8 * capacity))
+        self.provider = array("B", bytes(capacity))
+        self.key = array("H", bytes(2 * capacity))
+        self.value_us = array("I", bytes(4 * capacity))
+        self.outcome = array("B", bytes(capacity))
+        self.head = 0  # next write position
+        self.size = 0
+
+    def append(self, ts: float, provider: int, key: int, value_us: int, outcome: int) -> None:
+        i = self.head
+        self.ts[i] = ts
+        self.provider[i] = provider
+        self.key[i] = key
+        self.value_us[i] = value_us if value_us < 4_294_967_295 else 4_294_967_295
+        self.outcome[i] = outcome
+        self.head = (i + 1) % self.capacity
+        if self.size < self.capacity:
+            self.size += 1
+
+    def rows(self, since: float = 0.0):
+        """(ts, provider index, key index, value µs, outcome) oldest first."""
+        start = (self.head - self.size) % self.capacity
+        for n in range(self.size):
+            i = (start + n) % self.capacity
+            if self.ts[i] >= since:
+                yield self.ts[i], self.provider[i], self.key[i], self.value_us[i], self.outcome[i]
+
+    def drop_older(self, horizon: float) -> None:
+        start = (self.head - self.size) % self.capacity
+        while self.size and self.ts[start] < horizon:
+            start = (start + 1) % self.capacity
+            self.size -= 1
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(col) * col.itemsize for col in (self.ts, self.provider, self.key, self.value_us, self.outcome))
+
+
+class BenchmarkStore:
+    def __init__(
+        self,
+        chain: str,
+        *,
+        region: str = "local",
+        window: float = 300.0,
+        retention: float = 86_400.0,
+        max_entries: int = 86_400,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.chain = chain
+        self.region = region
+        self.window = window
+        self.retention = retention
+        self._clock = clock
+        self._pending: list[tuple] = []
+        self.detail = DetailRing(max_entries)
+        self.providers: list[str] = []  # index → provider id (detail ring column)
+        self._provider_idx: dict[str, int] = {}
+        self.keys: list[str] = []  # index → method name or event type
+        self._key_idx: dict[str, int] = {}
+        self.rpc_stats: dict[tuple[str, str], Windowed] = {}
+        self.race_stats: dict[tuple[str, str], Windowed] = {}
+        self.prom: dict[tuple[str, str], PromHistogram] = {}
+        self.missed: dict[tuple[str, str], int] = {}  # (provider, event type) → events never delivered
+        # cumulative counters for Prometheus (monotonic, never expire)
+        self.rpc_counts: dict[tuple[str, str, str], int] = {}  # (provider, method, outcome)
+        self.race_counts: dict[tuple[str, str], list] = {}  # (provider, event type) → [races, wins, margin sum]
+        self.recorded = 0
+
+    # ------------------------------------------------------------------ hot path: append only
+
+    def record_rpc(self, provider: str, method: str, latency_ms: float, outcome: str) -> None:
+        self._pending.append((self._clock.wall(), provider, method, latency_ms, outcome))
+
+    def record_race(self, provider: str, event_type: str, win: bool, margin_ms: float) -> None:
+        self._pending.append((self._clock.wall(), provider, event_type, margin_ms, win))
+
+    def record_missed(self, provider: str, event_type: str, count: int = 1) -> None:
+        key = (provider, event_type)
+        self.missed[key] = self.missed.get(key, 0) + count
+
+    # ------------------------------------------------------------------ folding (timer task, and before reads)
+
+    def fold(self) -> int:
+        pending, self._pending = self._pending, []
+        for ts, provider, key, value, outcome in pending:
+            p = self._intern_provider(provider)
+            if type(outcome) is str:
+                method = key if key in self._key_idx or len(self.keys) < MAX_METHODS else "other"
+                k = self._intern_key(method)
+                stats_key = (provider, method)
+                stats = self.rpc_stats.get(stats_key)
+                if stats is None:
+                    stats = self.rpc_stats[stats_key] = Windowed(self.window, self.retention)
+                o = OUTCOME_INDEX.get(outcome, OUTCOME_INDEX["transport"])
+                stats.add_rpc(ts, value, o)
+                count_key = (provider, method, OUTCOMES[o])
+                self.rpc_counts[count_key] = self.rpc_counts.get(count_key, 0) + 1
+                if o <= 1:
+                    hist = self.prom.get(stats_key)
+                    if hist is None:
+                        hist = self.prom[stats_key] = PromHistogram()
+                    hist.observe(value)
+                self.detail.append(ts, p, k, int(value * 1000), o)
+            else:
+                k = self._intern_key(key)
+                stats_key = (provider, key)
+                stats = self.race_stats.get(stats_key)
+                if stats is None:
+                    stats = self.race_stats[stats_key] = Windowed(self.window, self.retention)
+                win = outcome  # a bool for race rows, an outcome name for RPC rows
+                stats.add_race(ts, win, value)
+                counts = self.race_counts.get(stats_key)
+                if counts is None:
+                    counts = self.race_counts[stats_key] = [0, 0, 0.0]
+                counts[0] += 1
+                if win:
+                    counts[1] += 1
+                else:
+                    counts[2] += value
+                self.detail.append(ts, p, k, int(value * 1000), RACE - (0 if win else 1))
+        self.recorded += len(pending)
+        return len(pending)
+
+    def expire(self) -> None:
+        """Drop what is older than the retention period (timer task)."""
+        now = self._clock.wall()
+        self.detail.drop_older(now - self.retention)
+        for table in (self.rpc_stats, self.race_stats):
+            for key in [k for k, w in table.items() if w.expire(now)]:
+                del table[key]
+
+    def _intern_provider(self, provider: str) -> int:
+        idx = self._provider_idx.get(provider)
+        if idx is None:
+            if len(self.providers) >= 255:
+                return 254
+            idx = self._provider_idx[provider] = len(self.providers)
+            self.providers.append(provider)
+        return idx
+
+    def _intern_key(self, key: str) -> int:
+        idx = self._key_idx.get(key)
+        if idx is None:
+            idx = self._key_idx[key] = len(self.keys)
+            self.keys.append(key)
+        return idx
+
+    # ------------------------------------------------------------------ reading
+
+    def rpc(self, provider: str | None = None, *, window: bool = True) -> dict[str, dict[str, dict]]:
+        """{provider: {method: summary}} for the "now" window (or the retention period)."""
+        self.fold()
+        now = self._clock.wall()
+        out: dict[str, dict[str, dict]] = {}
+        for (p, method), stats in self.rpc_stats.items():
+            if provider is None or p == provider:
+                summary = stats.rpc_summary(now, window=window)
+                if summary["count"]:
+                    out.setdefault(p, {})[method] = summary
+        return out
+
+    def races(self, provider: str | None = None, *, window: bool = False) -> dict[str, dict[str, dict]]:
+        """{provider: {event type: {total, wins, win_rate, avg_margin_ms, missed}}} (retention period by default)."""
+        self.fold()
+        now = self._clock.wall()
+        out: dict[str, dict[str, dict]] = {}
+        for (p, event_type), stats in self.race_stats.items():
+            if provider is None or p == provider:
+                summary = stats.race_summary(now, window=window)
+                summary["missed"] = self.missed.get((p, event_type), 0)
+                out.setdefault(p, {})[event_type] = summary
+        for (p, event_type), missed in self.missed.items():
+            if (provider is None or p == provider) and event_type not in out.get(p, {}):
+                out.setdefault(p, {})[event_type] = {
+                    "total": 0, "wins": 0, "win_rate": None, "avg_margin_ms": 0.0, "missed": missed,
+                }
+        return out

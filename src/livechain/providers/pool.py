@@ -1,0 +1,106 @@
+"""The providers of one chain, kept in priority order, with the best known head.
+
+On reload `reconcile()` keeps a Provider (its warm connections, breaker and statistics) whenever its
+connection settings are unchanged, adopts new ones and retires removed ones. A retired provider keeps
+serving the attempts already running on it and is closed when they finish (`drain()`), so a reload never
+fails an in-flight request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from livechain.clock import SYSTEM_CLOCK, Clock
+from livechain.config.schema import ChainConfig, ProviderConfig
+from livechain.events import EventBus
+from livechain.metrics.store import BenchmarkStore
+from livechain.providers import log
+from livechain.providers.provider import Provider
+
+
+def _same_connection(a: ProviderConfig, b: ProviderConfig) -> bool:
+    return (a.http_url, a.ws_url, a.headers, a.max_connections) == (b.http_url, b.ws_url, b.headers, b.max_connections)
+
+
+class ProviderPool:
+    def __init__(
+        self, config: ChainConfig, *, store: BenchmarkStore, events: EventBus, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.chain = config.name
+        self.config = config
+        self._store = store
+        self._events = events
+        self._clock = clock
+        self.providers: tuple[Provider, ...] = ()
+        self.by_id: dict[str, Provider] = {}
+        self.best_head: int | None = None
+        self.reconcile(config)
+
+    def _new(self, cfg: ProviderConfig, chain: ChainConfig) -> Provider:
+        return Provider(self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock)
+
+    def reconcile(self, config: ChainConfig) -> tuple[list[Provider], list[Provider]]:
+        """Adopt `config`'s providers. Returns (added, retired)."""
+        self.config = config
+        added: list[Provider] = []
+        kept: dict[str, Provider] = {}
+        for cfg in config.providers:
+            old = self.by_id.get(cfg.id)
+            if old is not None and _same_connection(old.config, cfg):
+                old.config = cfg
+                old.priority = cfg.effective_priority
+                old._serves_cache.clear()
+                b, bc = old.breaker, config.breaker
+                b.failure_threshold, b.recovery_timeout = bc.failure_threshold, bc.recovery_timeout
+                b.success_threshold, b.half_open_probes = bc.success_threshold, bc.half_open_probes
+                kept[cfg.id] = old
+            else:
+                kept[cfg.id] = provider = self._new(cfg, config)
+                added.append(provider)
+        retired = [p for pid, p in self.by_id.items() if kept.get(pid) is not p]
+        self.by_id = kept
+        self.providers = tuple(sorted(kept.values(), key=lambda p: (p.priority, p.config.position)))
+        self._recompute_best()
+        return added, retired
+
+    # ------------------------------------------------------------------ heads
+
+    def observe_head(self, provider: Provider, number: int) -> None:
+        provider.observe_head(number)
+        if provider.chain_id_ok is not False and (self.best_head is None or number > self.best_head):
+            self.best_head = number
+
+    def _recompute_best(self) -> None:
+        heads = [p.head for p in self.providers if p.head is not None and p.chain_id_ok is not False]
+        self.best_head = max(heads) if heads else None
+
+    def set_chain_id_ok(self, provider: Provider, ok: bool, got: int | None = None) -> None:
+        if provider.chain_id_ok == ok:
+            return
+        provider.chain_id_ok = ok
+        if not ok:
+            log.error(
+                "provider serves the wrong chain: excluded",
+                extra={"chain": self.chain, "provider": provider.id, "expected": self.config.chain_id, "got": got},
+            )
+            self._events.publish(
+                "chain_id_mismatch", chain=self.chain, provider=provider.id, expected=self.config.chain_id, got=got
+            )
+        else:
+            log.info("provider chain id confirmed", extra={"chain": self.chain, "provider": provider.id})
+        self._recompute_best()
+
+    # ------------------------------------------------------------------ retirement
+
+    @staticmethod
+    async def drain(provider: Provider, limit: float) -> None:
+        """Close `provider` once its running attempts have finished (or after `limit` seconds)."""
+        provider.retired = True
+        waited = 0.0
+        while provider.inflight and waited < limit:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        await provider.close()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.providers), return_exceptions=True)

@@ -1,0 +1,233 @@
+"""A provider: its HTTP pool, its breaker, what it is known to be (chain id, head), how fast it is.
+
+`attempt()` is one try against this provider, and the single place where an HTTP outcome becomes a
+Livechain outcome: status codes, reply shape and error meaning are classified here, the breaker gets its
+verdict here, and the benchmark store and the selection statistics are fed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Any
+
+from livechain.clock import SYSTEM_CLOCK, Clock
+from livechain.config.schema import BreakerConfig, ProviderConfig
+from livechain.errors import (
+    AttemptTimeout,
+    BadResponse,
+    MethodUnsupported,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from livechain.events import EventBus
+from livechain.evm.errors import ErrorMeaning, classify
+from livechain.evm.methods import EXPENSIVE
+from livechain.failsafe.breaker import DENIED, BreakerState, CircuitBreaker
+from livechain.jsonrpc.replies import NotJsonRpc, Reply, parse_reply
+from livechain.metrics.store import BenchmarkStore
+from livechain.providers import log
+from livechain.providers.stats import MethodStats
+from livechain.transport.http import HttpPool
+
+DEFAULT_COOLDOWN = 1.0  # seconds a 429 without Retry-After keeps a provider aside
+MAX_COOLDOWN = 60.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Provider:
+    def __init__(
+        self,
+        chain: str,
+        config: ProviderConfig,
+        breaker_config: BreakerConfig,
+        *,
+        store: BenchmarkStore,
+        events: EventBus,
+        clock: Clock = SYSTEM_CLOCK,
+        pool: HttpPool | None = None,
+    ) -> None:
+        self.chain = chain
+        self.id = config.id
+        self.config = config
+        self.priority = config.effective_priority
+        self.has_ws = config.ws_url is not None
+        self._store = store
+        self._events = events
+        self._clock = clock
+        self.http = pool or HttpPool(
+            config.http_url, name=config.id, max_connections=config.max_connections, headers=config.headers
+        )
+        self.breaker = self._make_breaker("http", breaker_config)
+        self.stats = MethodStats(clock)
+        self._serves_cache: dict[str, bool] = {}
+        #: None until the first eth_chainId check answers; False excludes the provider
+        self.chain_id_ok: bool | None = None
+        self.head: int | None = None
+        self.head_at = 0.0
+        self.cooldown_until = 0.0
+        self.inflight = 0
+        self.last_errors: list[dict[str, Any]] = []  # newest last, bounded, never holds a URL
+        self.retired = False
+
+    def _make_breaker(self, transport: str, cfg: BreakerConfig) -> CircuitBreaker:
+        return CircuitBreaker(
+            f"{self.chain}/{self.id}/{transport}",
+            failure_threshold=cfg.failure_threshold,
+            recovery_timeout=cfg.recovery_timeout,
+            success_threshold=cfg.success_threshold,
+            half_open_probes=cfg.half_open_probes,
+            clock=self._clock,
+            on_transition=self._on_transition,
+        )
+
+    def _on_transition(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        log.warning(
+            "breaker %s → %s",
+            old.value,
+            new.value,
+            extra={"chain": self.chain, "provider": self.id, "breaker": breaker.name, "reason": reason},
+        )
+        self._events.publish(
+            "breaker", chain=self.chain, provider=self.id, transport=breaker.name.rsplit("/", 1)[-1],
+            old=old.value, new=new.value, reason=reason,
+        )
+
+    # ------------------------------------------------------------------ eligibility (sync, for selection)
+
+    def serves(self, method: str) -> bool:
+        hit = self._serves_cache.get(method)
+        if hit is None:
+            hit = self.config.serves(method)
+            if len(self._serves_cache) < 1024:
+                self._serves_cache[method] = hit
+        return hit
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Every breaker of this provider, by transport."""
+        return {"http": self.breaker}
+
+    def cooling_down(self, now: float) -> bool:
+        return self.cooldown_until > now
+
+    # ------------------------------------------------------------------ one attempt
+
+    async def attempt(self, body: bytes, method: str, timeout: float) -> Reply:
+        """Send `body`, classify the outcome. Returns the provider's JSON-RPC reply (result or its own
+        error, which the client gets verbatim); raises a ProviderError subclass otherwise."""
+        permit = self.breaker.acquire()
+        if permit == DENIED:
+            raise ProviderError(f"{self.id}: circuit open", provider=self.id)
+        self.inflight += 1
+        started = time.perf_counter_ns()
+        outcome = "transport"
+        try:
+            try:
+                response = await self.http.post(body, timeout=timeout)
+                reply = self._classify(response.status, response.body, response.headers)
+            except ProviderError as exc:
+                outcome = exc.kind
+                if isinstance(exc, AttemptTimeout) and method in EXPENSIVE:
+                    outcome = "client_timeout"  # the client's heavy query: not the provider's fault
+                    self.breaker.release(permit)
+                elif exc.breaker_failure:
+                    self.breaker.record_failure(permit, exc.kind)
+                else:
+                    self.breaker.record_success(permit)
+                if isinstance(exc, ProviderRateLimited):
+                    self._cool_down(exc.retry_after)
+                self._note_error(exc)
+                raise
+            outcome = "ok" if reply.error is None else "rpc_error"
+            self.breaker.record_success(permit)
+            return reply
+        except asyncio.CancelledError:
+            outcome = ""
+            self.breaker.release(permit)
+            raise
+        finally:
+            self.inflight -= 1
+            if outcome:
+                latency_ms = (time.perf_counter_ns() - started) / 1e6
+                self.stats.observe(method, latency_ms, outcome)
+                self._store.record_rpc(self.id, method, latency_ms, outcome)
+
+    def _classify(self, status: int, body: bytes, headers: dict[str, str]) -> Reply:
+        if status == 429:
+            retry = retry_after_seconds(headers.get("retry-after"))
+            raise ProviderRateLimited(f"{self.id}: HTTP 429", provider=self.id, retry_after=retry)
+        if status >= 500:
+            raise BadResponse(f"{self.id}: HTTP {status}", provider=self.id)
+        try:
+            reply = parse_reply(body)
+        except NotJsonRpc as exc:
+            raise BadResponse(f"{self.id}: HTTP {status}, {exc}", provider=self.id) from None
+        if status >= 300 and reply.error is None:
+            raise BadResponse(f"{self.id}: HTTP {status}", provider=self.id)
+        if reply.error is not None:
+            meaning = classify(reply.error)
+            if meaning is ErrorMeaning.RATE_LIMITED:
+                raise ProviderRateLimited(f"{self.id}: rate limited", provider=self.id, reply=reply)
+            if meaning is ErrorMeaning.UNSUPPORTED:
+                raise MethodUnsupported(f"{self.id}: method unsupported", provider=self.id, reply=reply)
+            if meaning is ErrorMeaning.UNAVAILABLE:
+                raise ProviderUnavailable(f"{self.id}: data unavailable", provider=self.id, reply=reply)
+        return reply
+
+    def _cool_down(self, retry_after: float | None) -> None:
+        seconds = min(MAX_COOLDOWN, retry_after if retry_after is not None else DEFAULT_COOLDOWN)
+        self.cooldown_until = max(self.cooldown_until, self._clock.monotonic() + seconds)
+        self._events.publish("cooldown", chain=self.chain, provider=self.id, seconds=round(seconds, 3))
+
+    def _note_error(self, exc: ProviderError) -> None:
+        errors = self.last_errors
+        errors.append({"ts": round(self._clock.wall(), 3), "kind": exc.kind, "message": exc.message})
+        if len(errors) > 20:
+            del errors[0]
+
+    # ------------------------------------------------------------------ state from health checks and heads
+
+    def observe_head(self, number: int) -> None:
+        if self.head is None or number >= self.head:
+            self.head = number
+            self.head_at = self._clock.monotonic()
+
+    async def close(self) -> None:
+        self.retired = True
+        await self.http.close()
+
+    def snapshot(self, best_head: int | None) -> dict[str, Any]:
+        now = self._clock.monotonic()
+        return {
+            "id": self.id,
+            "priority": self.priority,
+            "has_ws": self.has_ws,
+            "breaker": {
+                "http": self.breaker.state.value,
+                "consecutive_failures": self.breaker.consecutive_failures,
+                "transitions": self.breaker.transitions,
+            },
+            "chain_id_ok": self.chain_id_ok,
+            "head": self.head,
+            "head_age_s": round(now - self.head_at, 3) if self.head is not None else None,
+            "lag": (best_head - self.head) if best_head is not None and self.head is not None else None,
+            "cooling_down_s": round(max(0.0, self.cooldown_until - now), 3),
+            "inflight": self.inflight,
+            "last_errors": list(self.last_errors[-5:]),
+        }

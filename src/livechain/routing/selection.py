@@ -1,0 +1,36 @@
+"""Which providers may serve a request right now, before a strategy orders them.
+
+    eligible = serves the method ∧ right chain id (or not yet known) ∧ breaker closed/probe-able
+               ∧ not cooling down after a 429 ∧ lag ≤ max_lag_blocks behind the best head
+
+If that leaves nothing, the soft filters (lag, cooldown, unknown chain id) are dropped rather than failing
+closed. Two filters are never dropped: a provider serving the *wrong* chain id answers for another chain,
+and an open breaker is how a dead provider fails fast (all breakers open → a quick, clear error; health
+checks probe them back through half-open).
+"""
+
+from __future__ import annotations
+
+from livechain.clock import Clock
+from livechain.providers.pool import ProviderPool
+from livechain.providers.provider import Provider
+
+
+def eligible(pool: ProviderPool, method: str, clock: Clock) -> list[Provider]:
+    now = clock.monotonic()
+    best = pool.best_head
+    max_lag = pool.config.max_lag_blocks
+    strict: list[Provider] = []
+    fallback: list[Provider] = []
+    for p in pool.providers:
+        if p.chain_id_ok is False or not p.serves(method) or not p.breaker.available():
+            continue
+        fallback.append(p)
+        if p.cooldown_until > now:
+            continue
+        if best is not None and (p.head is None or best - p.head > max_lag):
+            continue
+        if p.chain_id_ok is None:
+            continue
+        strict.append(p)
+    return strict or fallback

@@ -1,0 +1,127 @@
+"""Selection strategies: small pluggable units that order the eligible providers for one request.
+
+Each takes the eligible providers (already filtered and in priority order) and returns the order in
+which to try them; the forwarder fails over along that order. Strategies are sync and cheap (a pick with
+10 providers is a few µs): they read only the providers' inline statistics.
+
+- priority:    the eligible providers in priority order (first healthy by priority).
+- round_robin: true rotation over the eligible providers, one step per request.
+- fastest:     lowest recent latency (EWMA) for this method; providers with no sample yet go first, and
+               EXPLORE of picks promote a random other provider so every provider keeps being measured.
+- leaderboard: highest score for this method (the default):
+
+      rpc_score   = success² / (1 + latency_ms / 100)                  ∈ (0, 1]
+                    (EWMAs of this method's successes and latency; "*" = all methods when the method
+                    has fewer than MIN_SAMPLES samples; PRIOR = 1.0 while the provider has fewer than
+                    MIN_SAMPLES at all, so a new provider is tried until it has a record)
+      decayed     = f · rpc_score + (1 − f) · PRIOR,   f = exp(−silence / 60 s)
+                    (a provider that nobody has measured for a while drifts back towards the prior and
+                    is sampled again: a recovered provider is not punished forever)
+      score       = decayed · race_factor
+                    race_factor = 0.5 + 0.5 · race_score / best race_score on the chain (1.0 without
+                    race data), race_score being the WebSocket race score of the provider (newHeads).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from livechain.providers.provider import Provider
+from livechain.providers.stats import ALL
+
+MIN_SAMPLES = 10
+PRIOR = 1.0
+EXPLORE = 0.05
+
+
+class Strategy(Protocol):
+    name: str
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]: ...
+
+
+class Priority:
+    name = "priority"
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]:
+        return eligible
+
+
+class RoundRobin:
+    name = "round_robin"
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]:
+        n = len(eligible)
+        if n < 2:
+            return eligible
+        start = self._next % n
+        self._next += 1
+        return eligible[start:] + eligible[:start]
+
+
+class Fastest:
+    name = "fastest"
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._random = rng or random.Random()
+
+    @staticmethod
+    def _latency(provider: Provider, method: str) -> float:
+        stats = provider.stats
+        entry = stats.get(method)
+        if entry is None or entry.samples == 0:
+            return -1.0  # never measured for this method: measure it first
+        return entry.latency_ms
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]:
+        if len(eligible) < 2:
+            return eligible
+        ranked = sorted(eligible, key=lambda p: self._latency(p, method))
+        if self._random.random() < EXPLORE:
+            i = self._random.randrange(1, len(ranked))
+            ranked.insert(0, ranked.pop(i))
+        return ranked
+
+
+def rpc_score(provider: Provider, method: str) -> float:
+    stats = provider.stats
+    entry = stats.get(method)
+    if entry is None or entry.samples < MIN_SAMPLES:
+        entry = stats.get(ALL)
+        if entry is None or entry.samples < MIN_SAMPLES:
+            return PRIOR
+    measured = entry.success * entry.success / (1.0 + entry.latency_ms / 100.0)
+    f = stats.freshness(entry)
+    return f * measured + (1.0 - f) * PRIOR
+
+
+class Leaderboard:
+    name = "leaderboard"
+
+    def __init__(self, race_factor: Callable[[str], float] | None = None) -> None:
+        #: provider id → multiplier in [0.5, 1.0] from race scores (set by the chain once races exist)
+        self.race_factor = race_factor
+
+    def score(self, provider: Provider, method: str) -> float:
+        score = rpc_score(provider, method)
+        if self.race_factor is not None:
+            score *= self.race_factor(provider.id)
+        return score
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]:
+        if len(eligible) < 2:
+            return eligible
+        return sorted(eligible, key=lambda p: -self.score(p, method))
+
+
+STRATEGIES: dict[str, Callable[[], Strategy]] = {
+    "priority": Priority,
+    "round_robin": RoundRobin,
+    "fastest": Fastest,
+    "leaderboard": Leaderboard,
+}

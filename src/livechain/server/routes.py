@@ -1,0 +1,177 @@
+"""Which handler answers which path. The route table of the whole web edge.
+
+    POST /rpc/{chain}                      JSON-RPC, the chain's strategy
+    POST /rpc/{strategy}/{chain}           JSON-RPC, a named strategy
+    POST /rpc/provider/{provider}/{chain}  JSON-RPC, pinned to one provider
+    GET  /ws/rpc/{chain}, /ws/rpc/{strategy}/{chain}   WebSocket JSON-RPC (upgrade)
+    GET  /api/health | /api/chains | /api/chains/{chain}/...     JSON API
+    GET  /metrics                          Prometheus
+    POST /admin/reload                     reload the config (admin token)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from livechain.chains.registry import ChainRegistry
+from livechain.config.store import ConfigStore
+from livechain.errors import InvalidRequest, LivechainError, UnknownChain
+from livechain.events import EventBus
+from livechain.jsonrpc.messages import error_body
+from livechain.routing.strategies import STRATEGIES
+from livechain.server import api
+from livechain.server.http import Request, Response
+from livechain.server.prometheus import MetricsEndpoint
+from livechain.server.rpc import RpcEndpoint
+
+log = logging.getLogger("livechain.server")
+
+JSON = "application/json"
+CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key"
+
+
+def json_response(value: object, status: int = 200) -> Response:
+    return Response(status, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+
+
+class Routes:
+    def __init__(
+        self,
+        registry: ChainRegistry,
+        config_store: ConfigStore,
+        events: EventBus,
+        *,
+        admin_token: str | None,
+        reload: Callable[[], dict] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config_store = config_store
+        self.events = events
+        self.admin_token = admin_token or None
+        self.rpc = RpcEndpoint(registry)
+        self.metrics = MetricsEndpoint(registry, events, config_store.current.region)
+        self._reload = reload
+        #: WebSocket upgrade handler, set by the app once the WS endpoint exists
+        self.ws_upgrade: Callable[[Request, asyncio.Transport, bytes], asyncio.Protocol | None] | None = None
+
+    # ------------------------------------------------------------------ Dispatcher protocol
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.path
+        method = request.method
+        if method == "OPTIONS":
+            response = Response(204)
+        elif path.startswith("/rpc/"):
+            response = await self._rpc(request) if method == "POST" else self._not_allowed("POST")
+        elif path.startswith("/api/"):
+            response = self._api(path) if method in ("GET", "HEAD") else self._not_allowed("GET")
+        elif path == "/metrics":
+            response = Response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path == "/admin/reload":
+            response = self._admin_reload(request) if method == "POST" else self._not_allowed("POST")
+        elif path in ("/", ""):
+            response = json_response({"name": "livechain", "rpc": "/rpc/{chain}", "ws": "/ws/rpc/{chain}",
+                                      "api": "/api/chains", "health": "/api/health", "metrics": "/metrics"})
+        else:
+            response = self.error_response(404, f"no route for {path[:100]}")
+        self._cors(request, response)
+        return response
+
+    def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
+        if self.ws_upgrade is None or not request.path.startswith("/ws/"):
+            return None
+        return self.ws_upgrade(request, transport, rest)
+
+    def error_response(self, status: int, message: str) -> Response:
+        code = -32600 if status < 500 else -32603
+        if status == 413:
+            code = -32005
+        body = error_body(_EdgeError(code, message))
+        return Response(status, body, close=status in (400, 408, 413, 431))
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _rpc(self, request: Request) -> Response:
+        parts = request.path[5:].strip("/").split("/")
+        if len(parts) == 1 and parts[0]:
+            return await self.rpc.handle(parts[0], request.body)
+        if len(parts) == 2 and parts[0] in STRATEGIES:
+            return await self.rpc.handle(parts[1], request.body, strategy=parts[0])
+        if len(parts) == 3 and parts[0] == "provider":
+            return await self.rpc.handle(parts[2], request.body, provider_id=parts[1])
+        exc = UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}")
+        return Response(404, error_body(exc))
+
+    def _api(self, path: str) -> Response:
+        parts = path[5:].strip("/").split("/")
+        if parts == ["health"]:
+            return json_response(api.health(self.registry))
+        if parts == ["chains"]:
+            return json_response(api.chains(self.registry))
+        if len(parts) >= 2 and parts[0] == "chains":
+            chain = self.registry.resolve(parts[1])
+            if chain is None:
+                return json_response({"error": f"unknown chain {parts[1][:64]}"}, 404)
+            if len(parts) == 2:
+                return json_response(chain.snapshot())
+            if parts[2:] == ["providers"]:
+                return json_response(api.providers(chain))
+        return json_response({"error": f"no API route {path[:100]}"}, 404)
+
+    def _admin_reload(self, request: Request) -> Response:
+        denied = self._check_admin(request)
+        if denied is not None:
+            return denied
+        if self._reload is None:
+            return json_response({"ok": False, "error": "reload is not available"}, 503)
+        result = self._reload()
+        return json_response(result, 200 if result.get("ok") else 400)
+
+    def _check_admin(self, request: Request) -> Response | None:
+        if self.admin_token is None:
+            return json_response({"error": "admin endpoints are disabled: set LIVECHAIN_ADMIN_TOKEN"}, 403)
+        supplied = request.headers.get("x-admin-token") or ""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            supplied = auth[7:].strip()
+        if not hmac.compare_digest(supplied.encode(), self.admin_token.encode()):
+            return json_response({"error": "admin token required"}, 401)
+        return None
+
+    def _not_allowed(self, allowed: str) -> Response:
+        response = self.error_response(405, f"method not allowed; use {allowed}")
+        response.headers.append(("allow", f"{allowed}, OPTIONS"))
+        return response
+
+    def _cors(self, request: Request, response: Response) -> None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return
+        allowed = self.config_store.current.server.cors_origins
+        if "*" in allowed:
+            response.headers.append(("access-control-allow-origin", "*"))
+        elif origin in allowed:
+            response.headers.append(("access-control-allow-origin", origin))
+            response.headers.append(("vary", "origin"))
+        else:
+            return
+        if request.method == "OPTIONS":
+            response.headers.append(("access-control-allow-methods", "POST, GET, OPTIONS"))
+            response.headers.append(("access-control-allow-headers", CORS_ALLOW_HEADERS))
+            response.headers.append(("access-control-max-age", "600"))
+        else:
+            response.headers.append(("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts"))
+
+
+class _EdgeError(LivechainError):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+__all__ = ["InvalidRequest", "Routes", "json_response"]
