@@ -30,7 +30,7 @@ from livechain.jsonrpc.replies import NotJsonRpc, Reply, parse_reply
 from livechain.metrics.store import BenchmarkStore
 from livechain.providers import log
 from livechain.providers.stats import MethodStats
-from livechain.transport.http import HttpPool
+from livechain.transport.http import HttpPool, HttpResponse
 
 DEFAULT_COOLDOWN = 1.0  # seconds a 429 without Retry-After keeps a provider aside
 MAX_COOLDOWN = 60.0
@@ -140,7 +140,7 @@ class Provider:
         try:
             try:
                 response = await self.http.post(body, timeout=timeout)
-                reply = self._classify(response.status, response.body, response.headers)
+                reply = self._classify(response)
             except ProviderError as exc:
                 outcome = exc.kind
                 if isinstance(exc, AttemptTimeout) and method in EXPENSIVE:
@@ -168,9 +168,10 @@ class Provider:
                 self.stats.observe(method, latency_ms, outcome)
                 self._store.record_rpc(self.id, method, latency_ms, outcome)
 
-    def _classify(self, status: int, body: bytes, headers: dict[str, str]) -> Reply:
+    def _classify(self, response: HttpResponse) -> Reply:
+        status, body = response.status, response.body
         if status == 429:
-            retry = retry_after_seconds(headers.get("retry-after"))
+            retry = retry_after_seconds(response.headers.get("retry-after"))  # headers decoded only here
             raise ProviderRateLimited(f"{self.id}: HTTP 429", provider=self.id, retry_after=retry)
         if status >= 500:
             raise BadResponse(f"{self.id}: HTTP {status}", provider=self.id)

@@ -5,6 +5,7 @@ request at c=1 / c=50: this kind of pool (asyncio ``Protocol`` + ``httptools``) 
 263 / 202; pyreqwest 147 / 117; wreq ~160 / ~75; rnet, httpr worse; httpx collapses at c=50. No library
 comes close to the cost goal, so this module is a small, tested client on ``httptools`` (llhttp) with only
 what a provider needs: keep-alive, TLS, timeouts, a response size cap and one safe re-send.
+``bench/http_pool_client.py`` measures it against aiohttp (same run, separate-process server).
 
 Shape of the hot path: an idle connection is popped (LIFO), the pre-built request head plus the body is
 written with one ``transport.write``, and the caller awaits one future (no task, no per-request timer). The
@@ -99,33 +100,13 @@ class _StopParsing(Exception):
 class _Conn(asyncio.Protocol):
     """One keep-alive connection. Parses replies; resolves the busy caller's future."""
 
+    # fmt: off
     __slots__ = (
-        "body_size",
-        "complete",
-        "content_length",
-        "deadline",
-        "dropped",
-        "error",
-        "fut",
-        "has_te",
-        "headers_done",
-        "idle_since",
-        "in_idle",
-        "keep_alive",
-        "limit",
-        "lost",
-        "lost_waiter",
-        "max_bytes",
-        "parser",
-        "parts",
-        "pool",
-        "raw_headers",
-        "received",
-        "status",
-        "transport",
-        "until_eof",
-        "uses",
+        "body_size", "complete", "content_length", "deadline", "dropped", "error", "fut", "has_te",
+        "headers_done", "idle_since", "in_idle", "keep_alive", "limit", "lost", "lost_waiter", "max_bytes",
+        "parser", "parts", "pool", "raw_headers", "received", "status", "transport", "until_eof", "uses",
     )
+    # fmt: on
 
     def __init__(self, pool: HttpPool) -> None:
         self.pool = pool
