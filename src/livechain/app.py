@@ -28,11 +28,14 @@ from livechain.faults import FaultProxy
 from livechain.log import REDACTOR
 from livechain.server.http import ConnectionTracker, HttpConnection, Limits
 from livechain.server.routes import Routes
+from livechain.server.ws import WsEndpoint
+from livechain.server.wsconn import WsSettings
 
 log = logging.getLogger("livechain.app")
 
 FOLD_INTERVAL = 0.25
 EXPIRE_INTERVAL = 60.0
+SCORE_INTERVAL = 1.0
 
 
 def register_secrets(config: Config) -> None:
@@ -80,6 +83,19 @@ class App:
         if admin_token is None:
             admin_token = os.environ.get("LIVECHAIN_ADMIN_TOKEN")
         self.routes = Routes(self.registry, store, self.events, admin_token=admin_token, reload=self.reload)
+        ws = store.current.server.ws
+        self.ws = WsEndpoint(
+            self.registry,
+            WsSettings(
+                max_message_bytes=ws.max_message_bytes,
+                send_queue=ws.send_queue,
+                ping_interval=ws.ping_interval,
+                ping_timeout=ws.ping_timeout,
+            ),
+            max_subscriptions=ws.max_subscriptions,
+            max_connections_per_ip=store.current.server.max_connections_per_ip,
+        )
+        self.routes.ws_upgrade = self.ws.upgrade
         self.tasks = TaskSet("app")
         self.server: asyncio.AbstractServer | None = None
         self.host = ""
@@ -116,11 +132,15 @@ class App:
         return self.port
 
     async def _fold_loop(self) -> None:
-        last_expire = time.monotonic()
+        last_expire = last_score = time.monotonic()
         while True:
             await asyncio.sleep(FOLD_INTERVAL)
             for chain in self.registry:
                 chain.store.fold()
+            if time.monotonic() - last_score >= SCORE_INTERVAL:
+                last_score = time.monotonic()
+                for chain in self.registry:
+                    chain.refresh_scores()
             if time.monotonic() - last_expire >= EXPIRE_INTERVAL:
                 last_expire = time.monotonic()
                 for chain in self.registry:
@@ -138,6 +158,7 @@ class App:
             self.server.close()
         for conn in list(self.tracker.connections):
             conn.close_if_idle()
+        self.ws.close_all(1001, "server shutting down")
         try:
             await asyncio.wait_for(self.tracker.wait_empty(), grace)
         except TimeoutError:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import ChainConfig, MetricsConfig
+from livechain.errors import ProviderError
 from livechain.events import EventBus
 from livechain.evm.methods import MethodPolicy
 from livechain.failsafe import TaskSet, supervise
+from livechain.jsonrpc.messages import Request
+from livechain.metrics.scoring import race_factors, race_score
 from livechain.metrics.store import BenchmarkStore
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 from livechain.routing.forwarder import Forwarder
-from livechain.routing.strategies import STRATEGIES, Strategy
+from livechain.routing.strategies import STRATEGIES, Leaderboard, Strategy
+from livechain.subscriptions.manager import SubscriptionManager
 
 
 class Chain:
@@ -48,6 +52,15 @@ class Chain:
         self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
         self.tasks = TaskSet(f"chain/{self.name}")
         self._health: dict[str, object] = {}
+        self.subscriptions = SubscriptionManager(
+            self.name, self.pool, self.store, events, self.fetch, self.tasks,
+            liveness=config.ws_liveness, window=config.race_window,
+        )
+        #: provider id → leaderboard multiplier from newHeads race scores (refreshed off the request path)
+        self.race_factors: dict[str, float] = {}
+        leaderboard = self.strategies["leaderboard"]
+        assert isinstance(leaderboard, Leaderboard)
+        leaderboard.race_factor = lambda pid: self.race_factors.get(pid, 1.0)
 
     @property
     def chain_id(self) -> int:
@@ -65,6 +78,28 @@ class Chain:
     def start(self) -> None:
         for provider in self.pool.providers:
             self._watch(provider)
+        self.subscriptions.start()
+
+    async def fetch(self, method: str, params: list) -> object:
+        """One request through this chain's own routing (used for backfills). Raises when no provider
+        gives a result."""
+        done = await self.forwarder.forward(Request(method, params, 1), self.strategy)
+        reply = done.reply
+        if reply is None or reply.error is not None:
+            raise ProviderError(f"{method} gave no result", provider=done.provider)
+        return reply.result
+
+    def refresh_scores(self) -> None:
+        """Recompute race scores → leaderboard factors (timer task, not the request path)."""
+        races = self.store.races()
+        scores: dict[str, float] = {}
+        totals: dict[str, int] = {}
+        for provider in self.pool.providers:
+            heads = races.get(provider.id, {}).get("newHeads")
+            if heads:
+                scores[provider.id] = race_score(heads["win_rate"], heads["avg_margin_ms"], heads["total"])
+                totals[provider.id] = heads["total"]
+        self.race_factors = race_factors(scores, totals)
 
     def _watch(self, provider: Provider) -> None:
         name = f"{self.name}/health/{provider.id}"
@@ -82,12 +117,14 @@ class Chain:
         self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
         added, retired = self.pool.reconcile(config)
         for provider in retired:
+            self.subscriptions.remove_provider(provider)
             task = self._health.pop(provider.id, None)
             if task is not None:
                 task.cancel()  # type: ignore[attr-defined]
             self.tasks.spawn(f"{self.name}/drain/{provider.id}", ProviderPool.drain(provider, config.deadline + 1))
         for provider in added:
             self._watch(provider)
+            self.subscriptions.add_provider(provider)
         if added or retired:
             self.events.publish(
                 "providers_changed", chain=self.name,
@@ -108,4 +145,5 @@ class Chain:
             "strategy": self.config.strategy,
             "best_head": best,
             "providers": [p.snapshot(best) for p in self.pool.providers],
+            "subscriptions": self.subscriptions.snapshot(),
         }

@@ -299,6 +299,8 @@ class ChainConfig(_Model):
     batch_limit: PositiveInt = 100
     max_block_range: NonNegativeInt = 10_000
     health_interval: Duration = 5.0
+    ws_liveness: Duration = 10.0
+    race_window: Duration = 30.0
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]

@@ -96,6 +96,11 @@ class MethodPolicy:
         self._base = base
         self._cache: dict[str, bool] = {}
 
+    @property
+    def denies_subscriptions(self) -> bool:
+        """eth_subscribe is served on WebSockets unless a deny glob names it."""
+        return any(fnmatchcase("eth_subscribe", g) for g in self._deny)
+
     def allows(self, method: str) -> bool:
         hit = self._cache.get(method)
         if hit is not None:

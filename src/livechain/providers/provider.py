@@ -85,6 +85,8 @@ class Provider:
         self.inflight = 0
         self.last_errors: list[dict[str, Any]] = []  # newest last, bounded, never holds a URL
         self.retired = False
+        #: the provider's upstream WebSocket (set by the chain's subscription manager), if it has a ws_url
+        self.ws: Any = None
 
     def _make_breaker(self, transport: str, cfg: BreakerConfig) -> CircuitBreaker:
         return CircuitBreaker(
@@ -230,5 +232,6 @@ class Provider:
             "lag": (best_head - self.head) if best_head is not None and self.head is not None else None,
             "cooling_down_s": round(max(0.0, self.cooldown_until - now), 3),
             "inflight": self.inflight,
+            "ws": self.ws.stats if self.ws is not None else None,
             "last_errors": list(self.last_errors[-5:]),
         }

@@ -1,0 +1,182 @@
+"""The canonical head stream of one chain: every block once, in order, across provider failures and reorgs.
+
+Input: the winning newHeads notifications (first arrivals of the race), in arrival order.
+Output, to every listener, in order:
+
+    on_block(header, backfilled)         a new canonical block (backfilled=True: fetched over HTTP because
+                                         no provider delivered it)
+    on_reorg(fork_number, orphaned)      blocks above fork_number were replaced; orphaned = [(number, hash)]
+                                         newest first; the new chain's blocks follow as on_block
+
+Rules, for a head N with parent P, given the last delivered block L:
+- hash already delivered                → ignored (a late duplicate)
+- N == L+1 and P == hash(L)             → delivered at once (the fast path: synchronous, no task hop)
+- N >  L+1                              → gap: blocks L+1..N-1 fetched over HTTP (eth_getBlockByNumber) and
+                                          delivered first (if they don't chain onto L, it is a reorg too)
+- otherwise (N <= L, or P != hash(L))   → reorg: walk back by parent hash (fetching by hash) to a block we
+                                          delivered, report the orphaned blocks, deliver the new branch
+Anything that needs a fetch goes through a queue owned by one worker task, so order is kept while heads keep
+arriving; a failed fetch is retried with backoff (heads keep queueing meanwhile, nothing is skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from livechain.evm.events import header_of, hex_number
+from livechain.failsafe import Backoff
+
+log = logging.getLogger("livechain.subscriptions")
+
+HISTORY = 256  # canonical blocks remembered (number → hash)
+MAX_REORG_DEPTH = 64
+MAX_GAP = 1024  # a longer gap is not backfilled block by block: delivery resumes at the new head
+
+Fetch = Callable[[str, list], Awaitable[object]]  # (method, params) → result (raises on failure)
+
+
+class HeadListener(Protocol):
+    def on_block(self, header: dict, backfilled: bool) -> None: ...
+
+    def on_reorg(self, fork_number: int, orphaned: list[tuple[int, str]]) -> None: ...
+
+
+class HeadTracker:
+    def __init__(self, chain: str, fetch: Fetch, *, spawn: Callable[[str, object], asyncio.Task]) -> None:
+        self.chain = chain
+        self._fetch = fetch
+        self._spawn = spawn
+        self.listeners: list[HeadListener] = []
+        self.history: OrderedDict[int, str] = OrderedDict()  # number → hash of delivered canonical blocks
+        self._hashes: set[str] = set()
+        self.last_number: int | None = None
+        self.last_hash: str | None = None
+        self._queue: deque[dict] = deque()
+        self._worker: asyncio.Task | None = None
+        self.delivered = 0
+        self.backfilled = 0
+        self.reorgs = 0
+
+    # ------------------------------------------------------------------ input
+
+    def arrive(self, header: dict) -> None:
+        """A winning newHeads notification."""
+        number = hex_number(header.get("number"))
+        block_hash = header.get("hash")
+        if number is None or not isinstance(block_hash, str) or block_hash in self._hashes:
+            return
+        if not self._queue and (self._worker is None or self._worker.done()):
+            if self.last_number is None or (
+                number == self.last_number + 1 and header.get("parentHash") == self.last_hash
+            ):
+                self._deliver(header, number, False)
+                return
+        self._queue.append(header)
+        if self._worker is None or self._worker.done():
+            self._worker = self._spawn(f"{self.chain}/heads/backfill", self._work())
+
+    # ------------------------------------------------------------------ the slow path
+
+    async def _work(self) -> None:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while self._queue:
+            header = self._queue[0]
+            try:
+                await self._place(header)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning(
+                    "head backfill failed; retrying",
+                    extra={"chain": self.chain, "error": type(exc).__name__, "delay_s": round(delay, 3)},
+                )
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self._queue.popleft()
+
+    async def _place(self, header: dict) -> None:
+        number = hex_number(header.get("number"))
+        block_hash = header["hash"]
+        if number is None or block_hash in self._hashes:
+            return
+        last = self.last_number
+        if last is None or (number == last + 1 and header.get("parentHash") == self.last_hash):
+            self._deliver(header, number, False)
+            return
+        if number > last + 1 and number - last <= MAX_GAP:
+            missing = []
+            for n in range(last + 1, number):
+                block = await self._fetch("eth_getBlockByNumber", [hex(n), False])
+                if not isinstance(block, dict):
+                    raise LookupError(f"block {n} not available yet")
+                missing.append(block)
+            if missing[0].get("parentHash") == self.last_hash and all(
+                b.get("parentHash") == a.get("hash") for a, b in zip(missing, missing[1:], strict=False)
+            ) and header.get("parentHash") == missing[-1].get("hash"):
+                for block in missing:
+                    self.backfilled += 1
+                    self._deliver(header_of(block), hex_number(block["number"]), True)
+                self._deliver(header, number, False)
+                return
+        elif number > last + 1:
+            log.warning("head gap too long to backfill", extra={"chain": self.chain, "from": last, "to": number})
+            self._deliver(header, number, False)
+            return
+        await self._reorg(header, number)
+
+    async def _reorg(self, header: dict, number: int) -> None:
+        """Walk back from `header` by parent hash to a delivered block; report orphans; deliver the branch."""
+        branch = [header]
+        parent = header.get("parentHash")
+        fork = None
+        for _ in range(MAX_REORG_DEPTH):
+            parent_number = hex_number(branch[-1].get("number"))
+            if parent_number is None:
+                break
+            if parent_number - 1 in self.history and self.history[parent_number - 1] == parent:
+                fork = parent_number - 1
+                break
+            block = await self._fetch("eth_getBlockByHash", [parent, False])
+            if not isinstance(block, dict):
+                raise LookupError("parent block not available")
+            branch.append(header_of(block))
+            parent = block.get("parentHash")
+        if fork is None:
+            # nothing in common within reach: a new chain as far as we can tell; deliver the head alone
+            log.warning("reorg deeper than history; restarting the head stream", extra={"chain": self.chain})
+            fork = number - 1
+            branch = [header]
+        orphaned = [(n, h) for n, h in reversed(self.history.items()) if n > fork]
+        for n, h in orphaned:
+            del self.history[n]
+            self._hashes.discard(h)
+        self.last_number, self.last_hash = fork, self.history.get(fork)
+        if orphaned:
+            self.reorgs += 1
+            log.info("reorg", extra={"chain": self.chain, "fork": fork, "orphaned": len(orphaned)})
+            for listener in self.listeners:
+                listener.on_reorg(fork, orphaned)
+        for block in reversed(branch):
+            self._deliver(block, hex_number(block["number"]), False)
+
+    # ------------------------------------------------------------------ output
+
+    def _deliver(self, header: dict, number: int | None, backfilled: bool) -> None:
+        if number is None:
+            return
+        block_hash = header["hash"]
+        self.last_number, self.last_hash = number, block_hash
+        self.history[number] = block_hash
+        self._hashes.add(block_hash)
+        while len(self.history) > HISTORY:
+            _, old = self.history.popitem(last=False)
+            self._hashes.discard(old)
+        self.delivered += 1
+        for listener in self.listeners:
+            listener.on_block(header, backfilled)

@@ -1,0 +1,205 @@
+"""The subscriptions of one chain: one WebSocket per provider, one feed per distinct subscription.
+
+- Every provider with a `ws_url` gets one supervised `UpstreamWs` (reconnect with backoff + jitter,
+  liveness deadline). After each (re)connect, every feed is (re)subscribed on it.
+- Identical client subscriptions share one feed and thus one provider subscription per provider
+  (refcounted by the feed's clients; unsubscribed upstream when the last client leaves).
+- The chain's newHeads feed is permanent: it races heads on every provider even with no client, which keeps
+  race scores, per-provider heads (lag) and the canonical head stream alive.
+- Notifications from a provider that serves the wrong chain id are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from livechain.errors import InvalidParams, LivechainError
+from livechain.events import EventBus
+from livechain.evm.events import LOGS, NEW_HEADS, hex_number
+from livechain.failsafe import TaskSet, supervise
+from livechain.metrics.store import BenchmarkStore
+from livechain.providers.pool import ProviderPool
+from livechain.providers.provider import Provider
+from livechain.subscriptions.feeds import Feed, Fetch, HeadsFeed, LogsFeed, Sink
+from livechain.subscriptions.heads import HeadTracker
+from livechain.subscriptions.params import canonical
+from livechain.transport.ws import UpstreamWs
+
+log = logging.getLogger("livechain.subscriptions")
+
+SUBSCRIBE_TIMEOUT = 5.0
+MAX_FEEDS = 10_000
+
+
+class SubscriptionManager:
+    def __init__(
+        self,
+        chain: str,
+        pool: ProviderPool,
+        store: BenchmarkStore,
+        events: EventBus,
+        fetch: Fetch,
+        tasks: TaskSet,
+        *,
+        liveness: float = 10.0,
+        window: float = 30.0,
+    ) -> None:
+        self.chain = chain
+        self.pool = pool
+        self.store = store
+        self.events = events
+        self._fetch = fetch
+        self.tasks = tasks
+        self.liveness = liveness
+        self.window = window
+        self.upstreams: dict[str, UpstreamWs] = {}
+        self._runners: dict[str, asyncio.Task] = {}
+        self.feeds: dict[tuple, Feed] = {}
+        self._routes: dict[tuple[str, str], Feed] = {}  # (provider id, provider's subscription id) → feed
+        self.tracker = HeadTracker(chain, fetch, spawn=tasks.spawn)
+        self.heads = HeadsFeed(store, self.tracker, window)
+        self.heads.aggregator.on_race = self._race_event
+        self.feeds[self.heads.key] = self.heads
+
+    # ------------------------------------------------------------------ provider connections
+
+    def start(self) -> None:
+        for provider in self.pool.providers:
+            self.add_provider(provider)
+
+    def add_provider(self, provider: Provider) -> None:
+        if not provider.has_ws or provider.id in self.upstreams:
+            return
+        ws = UpstreamWs(
+            provider.config.ws_url,
+            name=provider.id,
+            on_notification=lambda sid, result, t_ns, p=provider: self._notify(p, sid, result, t_ns),
+            on_connect=lambda p=provider: self._connected(p),
+            on_disconnect=lambda reason, p=provider: self._disconnected(p, reason),
+            liveness=self.liveness,
+            ping_interval=max(0.5, self.liveness / 4),
+            headers=provider.config.headers,
+        )
+        self.upstreams[provider.id] = ws
+        provider.ws = ws
+        name = f"{self.chain}/ws/{provider.id}"
+        self._runners[provider.id] = self.tasks.spawn(name, supervise(name, ws.run, on_crash=self._crashed))
+
+    def remove_provider(self, provider: Provider) -> None:
+        task = self._runners.pop(provider.id, None)
+        if task is not None:
+            task.cancel()
+        self.upstreams.pop(provider.id, None)
+        self._disconnected(provider, "removed")
+
+    def _crashed(self, task: str, exc: BaseException, count: int) -> None:
+        self.events.publish("restart", chain=self.chain, task=task, restarts=count, error=type(exc).__name__)
+
+    async def _connected(self, provider: Provider) -> None:
+        self.events.publish("ws_connect", chain=self.chain, provider=provider.id)
+        for feed in list(self.feeds.values()):
+            await self._subscribe_on(provider, feed)
+
+    def _disconnected(self, provider: Provider, reason: str) -> None:
+        for feed in self.feeds.values():
+            upstream_id = feed.upstream.get(provider.id)
+            if upstream_id is not None:
+                self._routes.pop((provider.id, upstream_id), None)
+                feed.unbind(provider.id)
+        self.events.publish("ws_disconnect", chain=self.chain, provider=provider.id, reason=reason)
+
+    async def _subscribe_on(self, provider: Provider, feed: Feed) -> None:
+        ws = self.upstreams.get(provider.id)
+        if ws is None or not ws.is_open or provider.id in feed.upstream:
+            return
+        try:
+            upstream_id = await ws.subscribe(feed.params, timeout=SUBSCRIBE_TIMEOUT)
+        except LivechainError as exc:
+            log.warning(
+                "provider subscription failed",
+                extra={"chain": self.chain, "provider": provider.id, "kind": feed.kind, "error": exc.message},
+            )
+            return
+        if self.feeds.get(feed.key) is not feed or self.upstreams.get(provider.id) is not ws:
+            self.tasks.spawn(f"{self.chain}/unsubscribe/{provider.id}", self._unsubscribe(ws, upstream_id))
+            return
+        feed.bind(provider.id, upstream_id, time.perf_counter_ns())
+        self._routes[(provider.id, upstream_id)] = feed
+
+    @staticmethod
+    async def _unsubscribe(ws: UpstreamWs, upstream_id: str) -> None:
+        if ws.connected:
+            try:
+                await ws.unsubscribe(upstream_id, timeout=SUBSCRIBE_TIMEOUT)
+            except LivechainError:
+                pass  # the provider forgets it when the socket closes anyway
+
+    # ------------------------------------------------------------------ notifications (hot path)
+
+    def _notify(self, provider: Provider, upstream_id: str, result: Any, t_ns: int) -> None:
+        feed = self._routes.get((provider.id, upstream_id))
+        if feed is None or provider.chain_id_ok is False:
+            return
+        if feed is self.heads and isinstance(result, dict):
+            number = hex_number(result.get("number"))
+            if number is not None:
+                self.pool.observe_head(provider, number)
+        feed.arrive(provider.id, result, t_ns)
+
+    def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:
+        self.events.publish("race", chain=self.chain, event=NEW_HEADS, winner=winner, loser=loser,
+                            margin_ms=round(margin_ms, 3))
+
+    # ------------------------------------------------------------------ client subscriptions
+
+    def attach(self, params: Any, sink: Sink, sid: bytes) -> Feed:
+        """Subscribe a client. Raises InvalidParams for bad parameters."""
+        kind, upstream_params, key = canonical(params)
+        feed = self.feeds.get(key)
+        if feed is None:
+            if len(self.feeds) >= MAX_FEEDS:
+                raise InvalidParams("too many distinct subscriptions on this chain")
+            if kind == LOGS:
+                feed = LogsFeed(upstream_params, key, self.store, self.tracker, self._fetch, self.tasks.spawn,
+                                f"{self.chain}/logs/{len(self.feeds)}", self.window)
+            else:
+                feed = Feed(kind, upstream_params, key, self.store, self.window)
+            self.feeds[key] = feed
+            for provider in self.pool.providers:
+                if provider.id in self.upstreams and provider.chain_id_ok is not False:
+                    self.tasks.spawn(f"{self.chain}/subscribe/{provider.id}", self._subscribe_on(provider, feed))
+        feed.attach(sink, sid)
+        return feed
+
+    def detach(self, feed: Feed, sink: Sink, sid: bytes) -> None:
+        feed.detach(sink, sid)
+        if not feed.idle or self.feeds.get(feed.key) is not feed:
+            return
+        del self.feeds[feed.key]
+        for provider_id, upstream_id in list(feed.upstream.items()):
+            self._routes.pop((provider_id, upstream_id), None)
+            ws = self.upstreams.get(provider_id)
+            if ws is not None:
+                self.tasks.spawn(f"{self.chain}/unsubscribe/{provider_id}", self._unsubscribe(ws, upstream_id))
+        if isinstance(feed, LogsFeed):
+            feed.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self) -> dict:
+        return {
+            "feeds": [
+                {"kind": f.kind, "clients": len(f.clients), "providers": sorted(f.live), "delivered": f.delivered}
+                for f in self.feeds.values()
+            ],
+            "heads": {
+                "last": self.tracker.last_number,
+                "delivered": self.tracker.delivered,
+                "backfilled": self.tracker.backfilled,
+                "reorgs": self.tracker.reorgs,
+            },
+            "upstreams": {pid: ws.stats for pid, ws in self.upstreams.items()},
+        }

@@ -1,0 +1,33 @@
+"""A hand-assembled log-emitting contract and anvil's well-known dev account, for tests."""
+
+from __future__ import annotations
+
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+DEV_ADDRESS = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+TOPIC = "0x" + "11" * 32
+
+
+def contract_init_code() -> str:
+    """Every call stores 42 in memory, emits LOG1(TOPIC) with it as data, and returns it."""
+    runtime = "602a600052" + "7f" + TOPIC[2:] + "60206000a1" + "60206000f3"
+    size = len(runtime) // 2
+    return "0x" + f"60{size:02x}600c60003960{size:02x}6000f3" + runtime
+
+
+async def deploy_emitter(node) -> str:
+    """Deploy the contract on an anvil node (unlocked dev account); returns its address."""
+    tx_hash = await node.rpc("eth_sendTransaction", [{"from": DEV_ADDRESS, "data": contract_init_code(), "gas": "0x30000"}])
+    if node.block_time is not None:
+        import asyncio
+
+        for _ in range(100):
+            receipt = await node.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt:
+                return receipt["contractAddress"]
+            await asyncio.sleep(0.05)
+    receipt = await node.rpc("eth_getTransactionReceipt", [tx_hash])
+    return receipt["contractAddress"]
+
+
+async def emit(node, address: str) -> str:
+    return await node.rpc("eth_sendTransaction", [{"from": DEV_ADDRESS, "to": address, "data": "0x", "gas": "0x30000"}])
