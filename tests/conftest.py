@@ -42,11 +42,21 @@ class Livechain:
     async def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, bytes]:
         hdrs = {"content-type": "application/json", **(headers or {})}
         async with self.session.post(self.base + path, data=body, headers=hdrs) as resp:
-            return resp.status, resp.headers.copy(), await resp.read()
+            return self._record(resp.status, resp.headers.copy(), await resp.read())
 
     async def get(self, path: str) -> tuple[int, dict, bytes]:
         async with self.session.get(self.base + path) as resp:
-            return resp.status, resp.headers.copy(), await resp.read()
+            return self._record(resp.status, resp.headers.copy(), await resp.read())
+
+    def _record(self, status: int, headers: Any, body: bytes) -> tuple[int, Any, bytes]:
+        self.transcript.append(f"{status} {list(headers.items())}".encode() + body)
+        return status, headers, body
+
+    def leaks(self, secret: str) -> list[str]:
+        """Where `secret` appeared: responses (bodies, headers) and log lines."""
+        found = [f"response: {t[:200]!r}" for t in self.transcript if secret.encode() in t]
+        found += [f"log: {line[:200]}" for line in self.logs.getvalue().splitlines() if secret in line]
+        return found
 
     async def rpc(self, method: str, params: list | None = None, *, path: str = "/rpc/dev", rid: Any = 1) -> dict:
         status, headers, body = await self.post(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_ADDRESS = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 TOPIC = "0x" + "11" * 32
@@ -17,16 +19,17 @@ def contract_init_code() -> str:
 async def deploy_emitter(node) -> str:
     """Deploy the contract on an anvil node (unlocked dev account); returns its address."""
     tx_hash = await node.rpc("eth_sendTransaction", [{"from": DEV_ADDRESS, "data": contract_init_code(), "gas": "0x30000"}])
-    if node.block_time is not None:
-        import asyncio
+    return (await receipt(node, tx_hash))["contractAddress"]
 
-        for _ in range(100):
-            receipt = await node.rpc("eth_getTransactionReceipt", [tx_hash])
-            if receipt:
-                return receipt["contractAddress"]
-            await asyncio.sleep(0.05)
-    receipt = await node.rpc("eth_getTransactionReceipt", [tx_hash])
-    return receipt["contractAddress"]
+
+async def receipt(node, tx_hash: str, timeout: float = 10.0) -> dict:
+    """Wait for a transaction's receipt on an anvil node."""
+    for _ in range(int(timeout / 0.05)):
+        found = await node.rpc("eth_getTransactionReceipt", [tx_hash])
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"no receipt for {tx_hash}")
 
 
 async def emit(node, address: str) -> str:

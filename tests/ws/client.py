@@ -34,13 +34,10 @@ class WsClient:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             data = orjson.loads(msg.data)
-            items = data if isinstance(data, list) else [data]
-            if isinstance(data, list) and data and "id" in data[0]:
-                fut = self._pending.pop(("batch", data[0]["id"]), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(data)
-                    continue
-            for item in items:
+            if isinstance(data, list):  # a batch reply: kept whole
+                self.other.append(data)
+                continue
+            for item in [data]:
                 if item.get("method") == "eth_subscription":
                     sid = item["params"]["subscription"]
                     self.notifications.setdefault(sid, asyncio.Queue()).put_nowait(item["params"]["result"])

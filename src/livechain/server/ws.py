@@ -15,7 +15,7 @@ from typing import Any
 
 from livechain.chains.chain import Chain
 from livechain.chains.registry import ChainRegistry
-from livechain.errors import InvalidParams, InvalidRequest, LimitExceeded, LivechainError, MethodNotFound
+from livechain.errors import InvalidParams, LimitExceeded, LivechainError, MethodNotFound
 from livechain.jsonrpc.messages import Invalid, Request, error_body, parse_body, result_response
 from livechain.routing.strategies import STRATEGIES, Strategy
 from livechain.server.http import REASONS
@@ -27,6 +27,7 @@ from livechain.subscriptions.feeds import Feed
 log = logging.getLogger("livechain.server")
 
 MAX_INFLIGHT = 256  # concurrent requests per connection
+_LOCAL = frozenset({"eth_subscribe", "eth_unsubscribe"})
 _NOTE_HEAD = b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
 _NOTE_MID = b'","result":'
 _NOTE_TAIL = b"}}"
@@ -43,6 +44,8 @@ class RpcSession:
         self.subs: dict[bytes, Feed] = {}
         self._tasks: set[asyncio.Task] = set()
         self.max_subscriptions = endpoint.max_subscriptions
+        self.close_code: int | None = None
+        self.close_reason = ""
 
     # ------------------------------------------------------------------ WsSession
 
@@ -51,6 +54,9 @@ class RpcSession:
         self.endpoint.sessions.add(self)
 
     def on_close(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        if code == 1008:
+            log.warning("client disconnected: %s", reason, extra={"chain": self.chain.name, "peer": self.peer})
         self.endpoint.closed(self)
         for sid, feed in list(self.subs.items()):
             self.chain.subscriptions.detach(feed, self, sid)
@@ -59,9 +65,8 @@ class RpcSession:
             task.cancel()
 
     def on_message(self, data: bytes, binary: bool) -> None:
-        if binary:
-            self._send(error_body(InvalidRequest("invalid request: binary frames are not supported; send JSON-RPC as text")))
-            return
+        # binary frames are accepted as JSON too: web3.py sends its requests that way; bytes that are not
+        # UTF-8 JSON get -32700 like any other unparsable message
         try:
             parsed = parse_body(data)
         except LivechainError as exc:
@@ -69,6 +74,9 @@ class RpcSession:
             return
         if isinstance(parsed, Invalid):
             self._send(error_body(parsed.error, parsed.id))
+            return
+        if isinstance(parsed, Request) and parsed.method in _LOCAL:
+            self._send_opt(self._answer_local(parsed))  # nothing to await: answered in order, no task
             return
         if len(self._tasks) >= MAX_INFLIGHT:
             self._send(error_body(LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection")))
@@ -90,9 +98,7 @@ class RpcSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _single(self, request: Request) -> None:
-        reply = await self._answer(request)
-        if reply is not None:
-            self._send(reply)
+        self._send_opt(await self._answer(request))
 
     async def _batch(self, items: list[Request | Invalid]) -> None:
         async def one(item: Request | Invalid) -> bytes | None:
@@ -106,14 +112,18 @@ class RpcSession:
 
     async def _answer(self, request: Request) -> bytes | None:
         """The reply bytes for one request (None for a notification)."""
-        method = request.method
+        if request.method in _LOCAL:
+            return self._answer_local(request)
+        reply = (await run_one(self.chain, request, self.strategy, None, over_http=False)).body
+        return None if request.notification else reply
+
+    def _answer_local(self, request: Request) -> bytes | None:
+        """eth_subscribe / eth_unsubscribe: answered by Livechain itself, synchronously."""
         try:
-            if method == "eth_subscribe":
+            if request.method == "eth_subscribe":
                 reply = self._subscribe(request)
-            elif method == "eth_unsubscribe":
-                reply = self._unsubscribe(request)
             else:
-                reply = (await run_one(self.chain, request, self.strategy, None, over_http=False)).body
+                reply = self._unsubscribe(request)
         except LivechainError as exc:
             reply = error_body(exc, request.reply_id)
         return None if request.notification else reply
@@ -140,6 +150,10 @@ class RpcSession:
         return result_response(request.reply_id, feed is not None)
 
     # ------------------------------------------------------------------ sending
+
+    def _send_opt(self, payload: bytes | None) -> None:
+        if payload is not None:
+            self._send(payload)
 
     def _send(self, payload: bytes) -> None:
         if self.conn is not None:

@@ -6,10 +6,11 @@ every client (each client adds its own subscription id).
 
     HeadsFeed    newHeads: winners go to the chain's HeadTracker (gap-free, reorg-aware); its output is
                  what clients receive.
-    LogsFeed     logs with a filter: winners are delivered (deduplicated by (blockHash, logIndex, removed));
-                 on a reorg the orphaned blocks' delivered logs are re-sent with removed: true (newest
-                 first), and missed ranges — after every provider was lost, after backfilled heads, after a
-                 reorg — are fetched with eth_getLogs over exactly the subscription's filter.
+    LogsFeed     logs with a filter: a winner is delivered once its block is on the canonical head stream
+                 (so on a reorg the removals always come first; deduplicated by (blockHash, logIndex,
+                 removed)); on a reorg the orphaned blocks' delivered logs are re-sent with removed: true
+                 (newest first), and missed ranges — after every provider was lost, after backfilled heads,
+                 after a reorg — are fetched with eth_getLogs over exactly the subscription's filter.
     Feed         newPendingTransactions and any other kind: race and deliver.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -32,6 +34,9 @@ from livechain.subscriptions.heads import HeadTracker
 log = logging.getLogger("livechain.subscriptions")
 
 LOG_HISTORY_BLOCKS = 128
+#: a live log waits for its block's head at most this long / this many blocks, then goes out anyway
+WAIT_SECONDS = 10.0
+WAIT_BLOCKS = 64
 
 Fetch = Callable[[str, list], Awaitable[Any]]
 
@@ -142,6 +147,8 @@ class LogsFeed(Feed):
         self._outage = False
         self._backfill_from: int | None = None
         self._held: list[dict] = []  # live winners that arrived while a backfill runs
+        #: block hash → (arrival time, logs) of live logs whose block is not on the head stream yet
+        self._waiting: OrderedDict[str, tuple[float, list[dict]]] = OrderedDict()
         self._worker: asyncio.Task | None = None
         self.removed_sent = 0
         self.backfilled = 0
@@ -168,7 +175,41 @@ class LogsFeed(Feed):
         if self._worker is not None and not self._worker.done():
             self._held.append(result)
         else:
-            self._deliver_log(result)
+            self._accept(result)
+
+    def _accept(self, entry: dict) -> None:
+        """Deliver a live log once its block is canonical; drop it if its block was orphaned."""
+        block_hash = entry.get("blockHash")
+        if not isinstance(block_hash, str):
+            return
+        if entry.get("removed"):
+            # a provider's own removal: only meaningful for a log we delivered
+            if (block_hash, entry.get("logIndex"), False) in self._keys:
+                self._deliver_log(entry)
+            return
+        tracker = self.tracker
+        if tracker.is_canonical(block_hash):
+            self._deliver_log(entry)
+            return
+        number = hex_number(entry.get("blockNumber"))
+        if number is not None and tracker.last_number is not None and number <= tracker.last_number:
+            return  # its height is already settled by another block: an orphan, never delivered
+        waiting = self._waiting.get(block_hash)
+        if waiting is None:
+            self._waiting[block_hash] = (time.monotonic(), [entry])
+        else:
+            waiting[1].append(entry)
+        self._expire_waiting()
+
+    def _expire_waiting(self) -> None:
+        horizon = time.monotonic() - WAIT_SECONDS
+        while self._waiting:
+            block_hash, (since, entries) = next(iter(self._waiting.items()))
+            if since > horizon and len(self._waiting) <= WAIT_BLOCKS:
+                break
+            del self._waiting[block_hash]
+            for entry in entries:  # heads are not flowing: better late than never
+                self._deliver_log(entry)
 
     def _deliver_log(self, entry: dict) -> None:
         key = (entry.get("blockHash"), entry.get("logIndex"), bool(entry.get("removed", False)))
@@ -193,6 +234,10 @@ class LogsFeed(Feed):
         number = hex_number(header.get("number"))
         if number is None:
             return
+        waiting = self._waiting.pop(header.get("hash"), None)
+        if waiting is not None:
+            for entry in waiting[1]:
+                self._deliver_log(entry)
         if backfilled:
             self._want(number)  # no provider delivered this block's head: its logs may be missing too
         if self._outage:
@@ -247,4 +292,4 @@ class LogsFeed(Feed):
                 self.backfilled += self.delivered - before
         held, self._held = self._held, []
         for entry in held:
-            self._deliver_log(entry)
+            self._accept(entry)

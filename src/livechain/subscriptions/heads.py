@@ -22,6 +22,7 @@ arriving; a failed fetch is retried with backoff (heads keep queueing meanwhile,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -60,6 +61,10 @@ class HeadTracker:
         self.delivered = 0
         self.backfilled = 0
         self.reorgs = 0
+
+    def is_canonical(self, block_hash: str) -> bool:
+        """Was this block delivered as part of the canonical chain (within the remembered history)?"""
+        return block_hash in self._hashes
 
     # ------------------------------------------------------------------ input
 
@@ -117,7 +122,7 @@ class HeadTracker:
                     raise LookupError(f"block {n} not available yet")
                 missing.append(block)
             if missing[0].get("parentHash") == self.last_hash and all(
-                b.get("parentHash") == a.get("hash") for a, b in zip(missing, missing[1:], strict=False)
+                b.get("parentHash") == a.get("hash") for a, b in itertools.pairwise(missing)
             ) and header.get("parentHash") == missing[-1].get("hash"):
                 for block in missing:
                     self.backfilled += 1
