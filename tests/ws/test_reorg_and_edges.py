@@ -136,7 +136,7 @@ async def test_a_client_that_cannot_keep_up_is_closed_with_a_reason_while_others
 
 
 async def test_ws_json_rpc_edge_cases(env):
-    node, lc = env
+    _, lc = env
     client = await WsClient().connect(f"ws://127.0.0.1:{lc.app.port}/ws/rpc/dev")
     try:
         assert (await client.call("eth_chainId"))["result"] == "0x7a69"
