@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from livechain.chains.registry import ChainRegistry
+from livechain.chains.snapshots import Snapshots
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import Config
 from livechain.config.store import ConfigStore
@@ -82,7 +83,10 @@ class App:
         self.limits = limits_of(store.current)
         if admin_token is None:
             admin_token = os.environ.get("LIVECHAIN_ADMIN_TOKEN")
-        self.routes = Routes(self.registry, store, self.events, admin_token=admin_token, reload=self.reload)
+        self.snapshots = Snapshots(self.registry, store.current, clock)
+        self.routes = Routes(
+            self.registry, store, self.events, self.snapshots, admin_token=admin_token, reload=self.reload
+        )
         ws = store.current.server.ws
         self.ws = WsEndpoint(
             self.registry,
@@ -112,8 +116,10 @@ class App:
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         cfg = self.config.server
+        await self.snapshots.open()
         self.registry.start()
         self.tasks.spawn("app/fold", supervise("app/fold", self._fold_loop))
+        self.tasks.spawn("app/snapshots", supervise("app/snapshots", self.snapshots.run))
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: HttpConnection(self.routes, self.limits, self.tracker),
@@ -168,8 +174,10 @@ class App:
             if conn.transport is not None:
                 conn.transport.abort()
         await self.tasks.close(timeout=5)
-        for chain in self.registry:
-            chain.store.fold()
+        try:
+            await self.snapshots.close()  # the final snapshot
+        except Exception:
+            log.exception("final snapshot failed")
         await self.registry.close()
         log.info("stopped")
 
@@ -189,6 +197,7 @@ class App:
     def _adopt(self, old: Config, new: Config) -> None:
         register_secrets(new)
         self.registry.apply(new)
+        self.snapshots.config = new
         limits = limits_of(new)
         for name in ("max_body_bytes", "header_timeout", "idle_timeout", "max_connections_per_ip"):
             setattr(self.limits, name, getattr(limits, name))

@@ -2,6 +2,7 @@
 
     livechain serve --config FILE [--host H] [--port N]
     livechain config check FILE
+    livechain stats --config FILE [--region R] [--chain C]
     livechain demo [--port N]
 """
 
@@ -28,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a config file")
     check.add_argument("file")
+
+    stats = sub.add_parser("stats", help="print the leaderboard from the database")
+    stats.add_argument("--config", "-c", required=True, help="YAML config file (for the database path and region)")
+    stats.add_argument("--region", help="read another region's snapshot from the database")
+    stats.add_argument("--chain", help="only this chain")
+    stats.add_argument("--event", default="newHeads", help="race event type (default newHeads)")
 
     demo = sub.add_parser("demo", help="local anvil chains behind simulated providers, proxy and dashboard")
     demo.add_argument("--host", default="127.0.0.1")
@@ -66,6 +73,15 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from livechain.stats import print_stats
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    return print_stats(config, region=args.region, chain=args.chain, event=args.event)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from livechain.demo import main as demo_main
 
@@ -78,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "config":
         return cmd_config_check(args)
+    if args.command == "stats":
+        return cmd_stats(args)
     if args.command == "demo":
         return cmd_demo(args)
     return 2

@@ -16,6 +16,7 @@ from livechain.failsafe import TaskSet, supervise
 from livechain.jsonrpc.messages import Request
 from livechain.metrics.scoring import race_factors, race_score
 from livechain.metrics.store import BenchmarkStore
+from livechain.metrics.traffic import Traffic
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
@@ -47,6 +48,7 @@ class Chain:
             clock=clock,
         )
         self.pool = ProviderPool(config, store=self.store, events=events, clock=clock)
+        self.traffic = Traffic(clock.monotonic)
         self.forwarder = Forwarder(self.pool, events, clock)
         self.strategies: dict[str, Strategy] = {name: make() for name, make in STRATEGIES.items()}
         self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
@@ -61,6 +63,10 @@ class Chain:
         leaderboard = self.strategies["leaderboard"]
         assert isinstance(leaderboard, Leaderboard)
         leaderboard.race_factor = lambda pid: self.race_factors.get(pid, 1.0)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @property
     def chain_id(self) -> int:

@@ -383,6 +383,7 @@ def _at_least_one_second(value: float) -> float:
 class PersistenceConfig(_Model):
     sqlite_path: Annotated[Text | None, BeforeValidator(_empty_to_none)] = "livechain.sqlite"
     snapshot_interval: Annotated[Duration, AfterValidator(_at_least_one_second)] = 3600.0
+    compare: tuple[Text, ...] = ()  # other SQLite files whose snapshots (other regions) are loaded read-only
 
     @property
     def enabled(self) -> bool:

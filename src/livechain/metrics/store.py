@@ -7,8 +7,12 @@ into:
   outcome), for history and persistence;
 - per-(provider, method) and per-(provider, event type) `Windowed` aggregates (the "now" window and
   retention totals), which answer p50/p90/p99, success rates, win rates and margins;
-- cumulative Prometheus histograms per (provider, method).
+- cumulative Prometheus histograms per (provider, method);
+- one-minute series (count, errors, latency, races, wins, margins) kept until persistence takes them
+  (`take_minutes`, every minute) — the history the API and the dashboard's charts read.
 Distinct method names per chain are capped (a dev chain may allow "*"); the rest count as "other".
+
+`to_state()` / `load_state()` carry the aggregates across a restart (the snapshot in SQLite).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from array import array
 from bisect import bisect_left
 
 from livechain.clock import SYSTEM_CLOCK, Clock
+from livechain.metrics.sketch import bucket_of, bucket_value
 from livechain.metrics.windows import OUTCOME_INDEX, OUTCOMES, Windowed
 
 MAX_METHODS = 256
@@ -113,7 +118,12 @@ class BenchmarkStore:
         # cumulative counters for Prometheus (monotonic, never expire)
         self.rpc_counts: dict[tuple[str, str, str], int] = {}  # (provider, method, outcome)
         self.race_counts: dict[tuple[str, str], list] = {}  # (provider, event type) → [races, wins, margin sum]
+        #: (minute, provider, method) → [count, errors, latency sum, {sketch bucket: n}] (successes' latency)
+        self.rpc_minutes: dict[tuple[int, str, str], list] = {}
+        #: (minute, provider, event type) → [races, wins, margin sum]
+        self.race_minutes: dict[tuple[int, str, str], list] = {}
         self.recorded = 0
+        self.read_only = False  # a snapshot of another region, loaded for comparison
 
     # ------------------------------------------------------------------ hot path: append only
 
@@ -144,6 +154,17 @@ class BenchmarkStore:
                 stats.add_rpc(ts, value, o)
                 count_key = (provider, method, OUTCOMES[o])
                 self.rpc_counts[count_key] = self.rpc_counts.get(count_key, 0) + 1
+                minute_key = (int(ts // 60) * 60, provider, method)
+                minute = self.rpc_minutes.get(minute_key)
+                if minute is None:
+                    minute = self.rpc_minutes[minute_key] = [0, 0, 0.0, {}]
+                minute[0] += 1
+                if o <= 1:
+                    minute[2] += value
+                    bucket = bucket_of(value)
+                    minute[3][bucket] = minute[3].get(bucket, 0) + 1
+                else:
+                    minute[1] += 1
                 if o <= 1:
                     hist = self.prom.get(stats_key)
                     if hist is None:
@@ -162,10 +183,17 @@ class BenchmarkStore:
                 if counts is None:
                     counts = self.race_counts[stats_key] = [0, 0, 0.0]
                 counts[0] += 1
+                minute_key = (int(ts // 60) * 60, provider, key)
+                minute = self.race_minutes.get(minute_key)
+                if minute is None:
+                    minute = self.race_minutes[minute_key] = [0, 0, 0.0]
+                minute[0] += 1
                 if win:
                     counts[1] += 1
+                    minute[1] += 1
                 else:
                     counts[2] += value
+                    minute[2] += value
                 self.detail.append(ts, p, k, int(value * 1000), RACE - (0 if win else 1))
         self.recorded += len(pending)
         return len(pending)
@@ -224,3 +252,76 @@ class BenchmarkStore:
                     "total": 0, "wins": 0, "win_rate": None, "avg_margin_ms": 0.0, "missed": missed,
                 }
         return out
+
+    # ------------------------------------------------------------------ minute series
+
+    def minute_rows(self, *, complete_only: bool, take: bool) -> tuple[list[tuple], list[tuple]]:
+        """(rpc rows, race rows) of the in-memory minute series; `complete_only` leaves the current minute;
+        `take` removes what it returns (persistence owns it from then on)."""
+        self.fold()
+        current = int(self._clock.wall() // 60) * 60
+        rpc_rows: list[tuple] = []
+        race_rows: list[tuple] = []
+        for key in list(self.rpc_minutes):
+            if complete_only and key[0] >= current:
+                continue
+            count, errors, latency_sum, hist = self.rpc_minutes.pop(key) if take else self.rpc_minutes[key]
+            successes = count - errors
+            rpc_rows.append((*key, count, errors, round(latency_sum / successes, 3) if successes else None,
+                             _quantile(hist, 0.5), _quantile(hist, 0.99)))
+        for key in list(self.race_minutes):
+            if complete_only and key[0] >= current:
+                continue
+            races, wins, margin_sum = self.race_minutes.pop(key) if take else self.race_minutes[key]
+            race_rows.append((*key, races, wins, margin_sum))
+        return rpc_rows, race_rows
+
+    # ------------------------------------------------------------------ snapshot
+
+    def to_state(self) -> dict:
+        self.fold()
+        return {
+            "chain": self.chain,
+            "region": self.region,
+            "saved_at": self._clock.wall(),
+            "rpc": [[p, m, w.to_state()] for (p, m), w in self.rpc_stats.items()],
+            "race": [[p, e, w.to_state()] for (p, e), w in self.race_stats.items()],
+            "missed": [[p, e, n] for (p, e), n in self.missed.items()],
+            "rpc_counts": [[p, m, o, n] for (p, m, o), n in self.rpc_counts.items()],
+            "race_counts": [[p, e, *v] for (p, e), v in self.race_counts.items()],
+            "prom": [[p, m, list(h.buckets), h.count, h.sum] for (p, m), h in self.prom.items()],
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Restore aggregates from a snapshot (at start, before traffic)."""
+        for p, m, w in state.get("rpc", []):
+            stats = self.rpc_stats[(p, m)] = Windowed(self.window, self.retention)
+            stats.load_state(w)
+            self._intern_provider(p)
+            self._intern_key(m)
+        for p, e, w in state.get("race", []):
+            stats = self.race_stats[(p, e)] = Windowed(self.window, self.retention)
+            stats.load_state(w)
+        self.missed = {(p, e): int(n) for p, e, n in state.get("missed", [])}
+        self.rpc_counts = {(p, m, o): int(n) for p, m, o, n in state.get("rpc_counts", [])}
+        self.race_counts = {(p, e): [int(r), int(w), float(s)] for p, e, r, w, s in state.get("race_counts", [])}
+        for p, m, buckets, count, total in state.get("prom", []):
+            hist = self.prom[(p, m)] = PromHistogram()
+            for i, n in enumerate(buckets[: len(hist.buckets)]):
+                hist.buckets[i] = int(n)
+            hist.count, hist.sum = int(count), float(total)
+        self.expire()
+
+
+def _quantile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    rank = max(1, int(q * total + 0.999999))
+    seen = 0
+    for bucket in sorted(hist):
+        seen += hist[bucket]
+        if seen >= rank:
+            return round(bucket_value(bucket), 3)
+    return None
+

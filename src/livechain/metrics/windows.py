@@ -50,6 +50,23 @@ class Slot:
     def count(self) -> int:
         return sum(self.outcomes)
 
+    def to_state(self) -> list:
+        return [self.start, list(self.outcomes), list(self.hist) if self.hist is not None else None,
+                self.latency_sum, self.wins, self.margin_sum]
+
+    @classmethod
+    def from_state(cls, state: list) -> Slot:
+        start, outcomes, hist, latency_sum, wins, margin_sum = state
+        slot = cls(float(start))
+        for i, n in enumerate(outcomes[: len(OUTCOMES)]):
+            slot.outcomes[i] = int(n)
+        if hist is not None:
+            slot.hist = new_histogram()
+            for i, n in enumerate(hist[:BUCKETS]):
+                slot.hist[i] = int(n)
+        slot.latency_sum, slot.wins, slot.margin_sum = float(latency_sum), int(wins), float(margin_sum)
+        return slot
+
 
 class Ring:
     __slots__ = ("slot_seconds", "slots", "span")
@@ -79,6 +96,12 @@ class Ring:
         while slots and slots[0].start + self.slot_seconds <= horizon:
             slots.popleft()
 
+    def to_state(self) -> list:
+        return [slot.to_state() for slot in self.slots]
+
+    def load_state(self, state: list) -> None:
+        self.slots = deque(Slot.from_state(item) for item in state)
+
     def live(self, now: float) -> list[Slot]:
         horizon = now - self.span
         return [s for s in self.slots if s.start + self.slot_seconds > horizon]
@@ -93,6 +116,14 @@ class Windowed:
         self.now = Ring(window / 10, window)
         self.total = Ring(min(3600.0, retention / 24), retention)
         self.last_ts = 0.0
+
+    def to_state(self) -> dict:
+        return {"now": self.now.to_state(), "total": self.total.to_state(), "last": self.last_ts}
+
+    def load_state(self, state: dict) -> None:
+        self.now.load_state(state.get("now", []))
+        self.total.load_state(state.get("total", []))
+        self.last_ts = float(state.get("last", 0.0))
 
     # ------------------------------------------------------------------ writing (off the request path)
 

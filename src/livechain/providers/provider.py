@@ -84,6 +84,7 @@ class Provider:
         self.cooldown_until = 0.0
         self.inflight = 0
         self.last_errors: list[dict[str, Any]] = []  # newest last, bounded, never holds a URL
+        self.breaker_history: list[dict[str, Any]] = []  # newest last, bounded
         self.retired = False
         #: the provider's upstream WebSocket (set by the chain's subscription manager), if it has a ws_url
         self.ws: Any = None
@@ -110,6 +111,11 @@ class Provider:
             "breaker", chain=self.chain, provider=self.id, transport=breaker.name.rsplit("/", 1)[-1],
             old=old.value, new=new.value, reason=reason,
         )
+        self.breaker_history.append(
+            {"ts": round(self._clock.wall(), 3), "old": old.value, "new": new.value, "reason": reason}
+        )
+        if len(self.breaker_history) > 20:
+            del self.breaker_history[0]
 
     # ------------------------------------------------------------------ eligibility (sync, for selection)
 
@@ -233,5 +239,6 @@ class Provider:
             "cooling_down_s": round(max(0.0, self.cooldown_until - now), 3),
             "inflight": self.inflight,
             "ws": self.ws.stats if self.ws is not None else None,
+            "breaker_history": list(self.breaker_history),
             "last_errors": list(self.last_errors[-5:]),
         }

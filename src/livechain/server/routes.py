@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
 
 import orjson
 
 from livechain.chains.registry import ChainRegistry
+from livechain.chains.snapshots import Snapshots
 from livechain.config.store import ConfigStore
-from livechain.errors import InvalidRequest, LivechainError, UnknownChain
+from livechain.errors import LivechainError, UnknownChain
 from livechain.events import EventBus
 from livechain.jsonrpc.messages import error_body
 from livechain.routing.strategies import STRATEGIES
@@ -45,11 +48,13 @@ class Routes:
         registry: ChainRegistry,
         config_store: ConfigStore,
         events: EventBus,
+        snapshots: Snapshots,
         *,
         admin_token: str | None,
         reload: Callable[[], dict] | None = None,
     ) -> None:
         self.registry = registry
+        self.snapshots = snapshots
         self.config_store = config_store
         self.events = events
         self.admin_token = admin_token or None
@@ -58,6 +63,8 @@ class Routes:
         self._reload = reload
         #: WebSocket upgrade handler, set by the app once the WS endpoint exists
         self.ws_upgrade: Callable[[Request, asyncio.Transport, bytes], asyncio.Protocol | None] | None = None
+        #: more handlers (the dashboard): each returns a Response, or None when the path is not theirs
+        self.extra: list[Callable[[Request], Awaitable[Response | None]]] = []
 
     # ------------------------------------------------------------------ Dispatcher protocol
 
@@ -68,19 +75,29 @@ class Routes:
             response = Response(204)
         elif path.startswith("/rpc/"):
             response = await self._rpc(request) if method == "POST" else self._not_allowed("POST")
+        elif (extra := await self._extra(request)) is not None:
+            response = extra
         elif path.startswith("/api/"):
-            response = self._api(path) if method in ("GET", "HEAD") else self._not_allowed("GET")
+            response = await self._api(request) if method in ("GET", "HEAD") else self._not_allowed("GET")
         elif path == "/metrics":
             response = Response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/admin/reload":
             response = self._admin_reload(request) if method == "POST" else self._not_allowed("POST")
         elif path in ("/", ""):
             response = json_response({"name": "livechain", "rpc": "/rpc/{chain}", "ws": "/ws/rpc/{chain}",
-                                      "api": "/api/chains", "health": "/api/health", "metrics": "/metrics"})
+                                      "api": "/api/chains", "health": "/api/health", "metrics": "/metrics",
+                                      "dashboard": "/dashboard"})
         else:
             response = self.error_response(404, f"no route for {path[:100]}")
         self._cors(request, response)
         return response
+
+    async def _extra(self, request: Request) -> Response | None:
+        for handler in self.extra:
+            response = await handler(request)
+            if response is not None:
+                return response
+        return None
 
     def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
         if self.ws_upgrade is None or not request.path.startswith("/ws/"):
@@ -107,21 +124,46 @@ class Routes:
         exc = UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}")
         return Response(404, error_body(exc))
 
-    def _api(self, path: str) -> Response:
-        parts = path[5:].strip("/").split("/")
+    async def _api(self, request: Request) -> Response:
+        parts = request.path[5:].strip("/").split("/")
+        query = {k: v[-1] for k, v in parse_qs(request.query, max_num_fields=20).items()}
         if parts == ["health"]:
             return json_response(api.health(self.registry))
         if parts == ["chains"]:
-            return json_response(api.chains(self.registry))
+            return json_response(api.chains(self.registry, self.snapshots))
+        if parts == ["events"]:
+            return json_response(api.events(self.events, _int(query.get("since"), 0), _int(query.get("limit"), 200, 1000)))
         if len(parts) >= 2 and parts[0] == "chains":
             chain = self.registry.resolve(parts[1])
             if chain is None:
                 return json_response({"error": f"unknown chain {parts[1][:64]}"}, 404)
-            if len(parts) == 2:
+            rest = parts[2:]
+            if not rest:
                 return json_response(chain.snapshot())
-            if parts[2:] == ["providers"]:
+            if rest == ["providers"]:
                 return json_response(api.providers(chain))
-        return json_response({"error": f"no API route {path[:100]}"}, 404)
+            region = query.get("region") or None
+            store = self.snapshots.store_for(chain.name, region)
+            if store is None:
+                return json_response({"error": f"no data for region {str(region)[:64]}"}, 404)
+            live = store is chain.store
+            if rest == ["leaderboard"]:
+                return json_response(api.leaderboard(
+                    chain, store, live=live, event=query.get("event", "newHeads"), method=query.get("method") or None
+                ))
+            if rest == ["methods"]:
+                return json_response(api.methods(chain, store))
+            if rest == ["history"]:
+                kind = query.get("kind", "rpc")
+                if kind not in ("rpc", "race"):
+                    return json_response({"error": "kind must be rpc or race"}, 400)
+                since = _float(query.get("since"), time.time() - 3600)
+                key = query.get("method") if kind == "rpc" else query.get("event")
+                return json_response(await api.history(
+                    chain, self.snapshots, store, kind=kind, since=since, provider=query.get("provider") or None,
+                    key=key or None,
+                ))
+        return json_response({"error": f"no API route {request.path[:100]}"}, 404)
 
     def _admin_reload(self, request: Request) -> Response:
         denied = self._check_admin(request)
@@ -131,6 +173,10 @@ class Routes:
             return json_response({"ok": False, "error": "reload is not available"}, 503)
         result = self._reload()
         return json_response(result, 200 if result.get("ok") else 400)
+
+    def authorized(self, request: Request) -> bool:
+        """Does the request carry the admin token (Authorization: Bearer …, or X-Admin-Token)?"""
+        return self._check_admin(request) is None
 
     def _check_admin(self, request: Request) -> Response | None:
         if self.admin_token is None:
@@ -168,10 +214,23 @@ class Routes:
             response.headers.append(("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts"))
 
 
+def _int(value: str | None, default: int, high: int | None = None) -> int:
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        number = default
+    return min(number, high) if high is not None else number
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default
+
+
 class _EdgeError(LivechainError):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
 
-
-__all__ = ["InvalidRequest", "Routes", "json_response"]

@@ -65,8 +65,10 @@ async def run_one(chain: Chain, request: Request, strategy: Strategy, pinned: Pr
     try:
         check_request(chain, request, over_http=over_http)
         done = await chain.forwarder.forward(request, strategy, pinned)
+        chain.traffic.record(True)
         return Outcome(done.body, done.provider, done.attempts)
     except LivechainError as exc:
+        chain.traffic.record(False)
         attempts = getattr(exc, "attempts", 0)
         if isinstance(exc, RoutingError):
             log.warning(
