@@ -109,7 +109,7 @@ async def test_kill_9_under_traffic_then_restart_brings_the_leaderboard_back(rac
 
 
 async def test_leaderboard_methods_history_events_and_overview_api(start_livechain, racing_providers, tmp_path):
-    node, proxies = racing_providers
+    _, proxies = racing_providers
     lc = await start_livechain(persisted_config(proxies, str(tmp_path / "a.sqlite")))
     for i in range(30):
         await lc.rpc("eth_getBalance", ["0x" + "00" * 20, "latest"], rid=i)

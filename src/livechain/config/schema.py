@@ -399,8 +399,43 @@ class LoggingConfig(_Model):
     format: Literal["json", "text"] = "json"
 
 
+class RateLimit(_Model):
+    rate: Annotated[float, Field(ge=0)] = 0.0  # JSON-RPC requests per second; 0 = unlimited
+    burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0  # bucket size; 0 = max(1, rate)
+
+
+class ApiKey(_Model):
+    name: ProviderId  # shown in logs and metrics instead of the key
+    key: Annotated[Text, Field(min_length=8)] = Field(repr=False)
+    rate: Annotated[float, Field(ge=0)] = 0.0
+    burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0
+
+
+class AuthConfig(_Model):
+    keys: tuple[ApiKey, ...] = ()  # when non-empty, every JSON-RPC request needs one of these keys
+    per_ip: RateLimit = Field(default_factory=RateLimit)
+    trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (only behind your own proxy)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> AuthConfig:
+        problems: list[tuple[tuple[object, ...], str]] = []
+        names: dict[str, int] = {}
+        keys: dict[str, int] = {}
+        for index, entry in enumerate(self.keys):
+            if entry.name in names:
+                problems.append((("keys", index, "name"), f"duplicate key name (also keys[{names[entry.name]}])"))
+            if entry.key in keys:
+                problems.append((("keys", index, "key"), f"duplicate key (also keys[{keys[entry.key]}])"))
+            names.setdefault(entry.name, index)
+            keys.setdefault(entry.key, index)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+
 class Config(_Model):
     region: Annotated[str, _check_pattern(_REGION_RE, "region")] = "local"
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)

@@ -28,6 +28,7 @@ from livechain.events import EventBus
 from livechain.jsonrpc.messages import error_body
 from livechain.routing.strategies import STRATEGIES
 from livechain.server import api
+from livechain.server.access import Access, client_address
 from livechain.server.http import Request, Response
 from livechain.server.prometheus import MetricsEndpoint
 from livechain.server.rpc import RpcEndpoint
@@ -59,6 +60,7 @@ class Routes:
         self.events = events
         self.admin_token = admin_token or None
         self.rpc = RpcEndpoint(registry)
+        self.access = Access(config_store.current.auth)
         self.metrics = MetricsEndpoint(registry, events, config_store.current.region)
         self._reload = reload
         #: WebSocket upgrade handler, set by the app once the WS endpoint exists
@@ -114,15 +116,21 @@ class Routes:
     # ------------------------------------------------------------------ handlers
 
     async def _rpc(self, request: Request) -> Response:
-        parts = request.path[5:].strip("/").split("/")
-        if len(parts) == 1 and parts[0]:
-            return await self.rpc.handle(parts[0], request.body)
-        if len(parts) == 2 and parts[0] in STRATEGIES:
-            return await self.rpc.handle(parts[1], request.body, strategy=parts[0])
-        if len(parts) == 3 and parts[0] == "provider":
-            return await self.rpc.handle(parts[2], request.body, provider_id=parts[1])
-        exc = UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}")
-        return Response(404, error_body(exc))
+        route = rpc_route(request.path[5:].strip("/").split("/"))
+        if route is None:
+            exc = UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}")
+            return Response(404, error_body(exc))
+        chain, strategy, provider, path_key = route
+        access = self.access
+        charge = None
+        if access.required or access.config.per_ip.rate > 0:
+            try:
+                name = access.identify(path_key or request.headers.get("x-api-key"))
+            except LivechainError as exc:
+                return Response(exc.http_status, error_body(exc))
+            address = client_address(request.peer, request.headers, access.config.trust_forwarded_for)
+            charge = lambda n: access.charge(name, address, n)  # noqa: E731
+        return await self.rpc.handle(chain, request.body, strategy=strategy, provider_id=provider, charge=charge)
 
     async def _api(self, request: Request) -> Response:
         parts = request.path[5:].strip("/").split("/")
@@ -212,6 +220,20 @@ class Routes:
             response.headers.append(("access-control-max-age", "600"))
         else:
             response.headers.append(("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts"))
+
+
+def rpc_route(parts: list[str]) -> tuple[str, str | None, str | None, str | None] | None:
+    """(chain, strategy, provider, key) of /rpc/… path segments:
+    {chain}[/{key}], {strategy}/{chain}[/{key}], provider/{id}/{chain}[/{key}]."""
+    if not parts or not parts[0]:
+        return None
+    if parts[0] == "provider" and len(parts) in (3, 4):
+        return parts[2], None, parts[1], parts[3] if len(parts) == 4 else None
+    if parts[0] in STRATEGIES and len(parts) in (2, 3):
+        return parts[1], parts[0], None, parts[2] if len(parts) == 3 else None
+    if len(parts) in (1, 2):
+        return parts[0], None, None, parts[1] if len(parts) == 2 else None
+    return None
 
 
 def _int(value: str | None, default: int, high: int | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from livechain.chains.chain import Chain
@@ -103,8 +104,15 @@ class RpcEndpoint:
         return chain
 
     async def handle(
-        self, chain_key: str, body: bytes, *, strategy: str | None = None, provider_id: str | None = None
+        self,
+        chain_key: str,
+        body: bytes,
+        *,
+        strategy: str | None = None,
+        provider_id: str | None = None,
+        charge: Callable[[int], None] | None = None,
     ) -> Response:
+        """`charge(n)` takes n rate-limit tokens (one per request of the body) or raises LimitExceeded."""
         try:
             chain = self.resolve(chain_key)
             pinned = None
@@ -113,8 +121,13 @@ class RpcEndpoint:
                 if pinned is None:
                     raise UnknownChain(f"unknown provider {provider_id[:64]} on chain {chain.name}")
             parsed = parse_body(body)
+            if charge is not None:
+                charge(len(parsed) if isinstance(parsed, list) else 1)
         except LivechainError as exc:
-            return Response(exc.http_status, error_body(exc))
+            response = Response(exc.http_status, error_body(exc))
+            if isinstance(exc.data, dict) and "retry_after" in exc.data:
+                response.headers.append(("retry-after", str(exc.data["retry_after"])))
+            return response
         chosen = chain.strategies[strategy] if strategy else chain.strategy
         if isinstance(parsed, Request):
             return await self._single(chain, parsed, chosen, pinned)

@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from livechain.chains.chain import Chain
 from livechain.chains.registry import ChainRegistry
 from livechain.errors import InvalidParams, LimitExceeded, LivechainError, MethodNotFound
 from livechain.jsonrpc.messages import Invalid, Request, error_body, parse_body, result_response
-from livechain.routing.strategies import STRATEGIES, Strategy
+from livechain.routing.strategies import Strategy
+from livechain.server.access import Access, client_address
 from livechain.server.http import REASONS
 from livechain.server.http import Request as HttpRequest
+from livechain.server.routes import rpc_route
 from livechain.server.rpc import run_one
 from livechain.server.wsconn import WsServerConnection, WsSettings, accept_upgrade
 from livechain.subscriptions.feeds import Feed
@@ -34,8 +38,17 @@ _NOTE_TAIL = b"}}"
 
 
 class RpcSession:
-    def __init__(self, endpoint: WsEndpoint, chain: Chain, strategy: Strategy, settings: WsSettings, peer: str) -> None:
+    def __init__(
+        self,
+        endpoint: WsEndpoint,
+        chain: Chain,
+        strategy: Strategy,
+        settings: WsSettings,
+        peer: str,
+        charge: Callable[[int], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self._charge = charge
         self.chain = chain
         self.strategy = strategy
         self.settings = settings
@@ -75,6 +88,12 @@ class RpcSession:
         if isinstance(parsed, Invalid):
             self._send(error_body(parsed.error, parsed.id))
             return
+        if self._charge is not None:
+            try:
+                self._charge(len(parsed) if isinstance(parsed, list) else 1)
+            except LivechainError as exc:
+                self._send(error_body(exc, parsed.reply_id if isinstance(parsed, Request) else None))
+                return
         if isinstance(parsed, Request) and parsed.method in _LOCAL:
             self._send_opt(self._answer_local(parsed))  # nothing to await: answered in order, no task
             return
@@ -169,8 +188,9 @@ class WsEndpoint:
     """Accepts WebSocket upgrades on /ws/rpc/..., owns the open sessions (for shutdown and per-IP limits)."""
 
     def __init__(self, registry: ChainRegistry, settings: WsSettings, *, max_subscriptions: int,
-                 max_connections_per_ip: int) -> None:
+                 max_connections_per_ip: int, access: Access | None = None) -> None:
         self.registry = registry
+        self.access = access
         self.settings = settings
         self.max_subscriptions = max_subscriptions
         self.max_connections_per_ip = max_connections_per_ip
@@ -178,16 +198,29 @@ class WsEndpoint:
         self.per_ip: dict[str, int] = {}
 
     def upgrade(self, request: HttpRequest, transport: asyncio.Transport, rest: bytes) -> WsServerConnection | None:
-        parts = request.path.strip("/").split("/")  # ws, rpc, [strategy], chain
-        if len(parts) not in (3, 4) or parts[:2] != ["ws", "rpc"] or (len(parts) == 4 and parts[2] not in STRATEGIES):
+        parts = request.path.strip("/").split("/")  # ws, rpc, …
+        route = rpc_route(parts[2:]) if parts[:2] == ["ws", "rpc"] else None
+        if route is None or route[2] is not None:
             return self._refuse(transport, 404, "no WebSocket route; use /ws/rpc/{chain}")
-        chain = self.registry.resolve(parts[-1])
+        chain_key, strategy_name, _, path_key = route
+        chain = self.registry.resolve(chain_key)
         if chain is None:
-            return self._refuse(transport, 404, f"unknown chain: {parts[-1][:64]}")
+            return self._refuse(transport, 404, f"unknown chain: {chain_key[:64]}")
+        access = self.access
+        charge = None
+        if access is not None and (access.required or access.config.per_ip.rate > 0):
+            query = parse_qs(request.query, max_num_fields=10)
+            key = path_key or request.headers.get("x-api-key") or (query.get("key") or [None])[-1]
+            try:
+                name = access.identify(key)
+            except LivechainError as exc:
+                return self._refuse(transport, exc.http_status, exc.message)
+            address = client_address(request.peer, request.headers, access.config.trust_forwarded_for)
+            charge = lambda n: access.charge(name, address, n)  # noqa: E731
         if self.per_ip.get(request.peer, 0) >= self.max_connections_per_ip:
             return self._refuse(transport, 429, "too many WebSocket connections from this address")
-        strategy = chain.strategies[parts[2]] if len(parts) == 4 else chain.strategy
-        session = RpcSession(self, chain, strategy, self.settings, request.peer)
+        strategy = chain.strategies[strategy_name] if strategy_name else chain.strategy
+        session = RpcSession(self, chain, strategy, self.settings, request.peer, charge)
         conn = accept_upgrade(request, transport, rest, session, self.settings)
         if conn is not None:
             self.per_ip[request.peer] = self.per_ip.get(request.peer, 0) + 1
