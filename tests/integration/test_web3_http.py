@@ -7,19 +7,7 @@ import asyncio
 from web3 import Web3
 
 from tests.conftest import config_text, dev_chain
-
-# anvil's first well-known dev account
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-TOPIC = "11" * 32
-
-
-def contract_init_code() -> str:
-    """A hand-assembled contract: every call stores 42 in memory, emits LOG1(TOPIC) with it, returns it."""
-    runtime = "602a600052" + "7f" + TOPIC + "60206000a1" + "60206000f3"
-    size = len(runtime) // 2
-    init = f"60{size:02x}600c60003960{size:02x}6000f3"
-    return "0x" + init + runtime
-
+from tests.evm_helpers import DEV_KEY, TOPIC, contract_init_code
 
 def scenario(url: str) -> dict:
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
@@ -57,7 +45,7 @@ async def test_web3_http_provider_works_unchanged_through_livechain(start_livech
     assert out["call"] == 42
     assert out["block_number"] >= 2
     assert out["block"]["number"] == out["emitted_block"] and len(out["block"]["transactions"]) == 1
-    assert len(out["logs"]) == 1 and out["logs"][0]["topics"][0].hex().removeprefix("0x") == TOPIC
+    assert len(out["logs"]) == 1 and "0x" + out["logs"][0]["topics"][0].hex().removeprefix("0x") == TOPIC
     assert int.from_bytes(out["logs"][0]["data"], "big") == 42
     genesis, balance, nonce = out["batch"]
     assert genesis["number"] == 0 and balance > 0 and nonce == 2
