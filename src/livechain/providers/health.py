@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from livechain.errors import ProviderError
+from livechain.evm.events import hex_number
 from livechain.providers import log
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
@@ -20,18 +21,9 @@ CHAIN_ID_BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
 BLOCK_NUMBER_BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 
 
-def _hex_int(value: object) -> int | None:
-    if isinstance(value, str) and value.startswith("0x"):
-        try:
-            return int(value, 16)
-        except ValueError:
-            return None
-    return None
-
-
 async def check_chain_id(pool: ProviderPool, provider: Provider, timeout: float) -> None:
     reply = await provider.attempt(CHAIN_ID_BODY, "eth_chainId", timeout)
-    got = _hex_int(reply.result) if reply.error is None else None
+    got = hex_number(reply.result) if reply.error is None else None
     if got is None:
         log.warning("eth_chainId gave no usable answer", extra={"chain": pool.chain, "provider": provider.id})
         return
@@ -40,7 +32,7 @@ async def check_chain_id(pool: ProviderPool, provider: Provider, timeout: float)
 
 async def check_head(pool: ProviderPool, provider: Provider, timeout: float) -> None:
     reply = await provider.attempt(BLOCK_NUMBER_BODY, "eth_blockNumber", timeout)
-    number = _hex_int(reply.result) if reply.error is None else None
+    number = hex_number(reply.result) if reply.error is None else None
     if number is not None:
         pool.observe_head(provider, number)
 
