@@ -185,3 +185,25 @@ async def test_pending_transactions_are_raced_and_delivered_once(env):
         assert sum(r.get("newPendingTransactions", {}).get("total", 0) for r in races.values()) == 6
     finally:
         await client.close()
+
+
+async def test_new_heads_flow_over_http_polling_when_no_provider_has_a_websocket(start_livechain, anvil):
+    """A chain whose providers are HTTP-only still serves newHeads subscriptions (from the health checks),
+    in order and without gaps."""
+    lc = await start_livechain(config_text(chain_yaml("dev", 31337, provider_yaml("h0", anvil.url + "/"), health_interval="100ms")))
+    client = await WsClient().connect(f"ws://127.0.0.1:{lc.app.port}/ws/rpc/dev")
+    try:
+        sid = await client.subscribe("newHeads")
+        await asyncio.sleep(0.3)
+        for _ in range(3):
+            await anvil.rpc("evm_mine", [])
+            await asyncio.sleep(0.05)  # faster than the polling: some heads are backfilled
+        await anvil.rpc("evm_mine", [])
+        heads = []
+        async with asyncio.timeout(5):
+            while len(heads) < 4:
+                heads.append(await client.next(sid))
+        numbers = [int(h["number"], 16) for h in heads]
+        assert numbers == list(range(numbers[0], numbers[0] + 4))
+    finally:
+        await client.close()

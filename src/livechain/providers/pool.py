@@ -9,6 +9,7 @@ fails an in-flight request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import ChainConfig, ProviderConfig
@@ -34,6 +35,8 @@ class ProviderPool:
         self.providers: tuple[Provider, ...] = ()
         self.by_id: dict[str, Provider] = {}
         self.best_head: int | None = None
+        #: called with the new best head number whenever it advances
+        self.head_listeners: list[Callable[[int], None]] = []
         self.reconcile(config)
 
     def _new(self, cfg: ProviderConfig, chain: ChainConfig) -> Provider:
@@ -69,6 +72,8 @@ class ProviderPool:
         provider.observe_head(number)
         if provider.chain_id_ok is not False and (self.best_head is None or number > self.best_head):
             self.best_head = number
+            for listener in self.head_listeners:
+                listener(number)
 
     def _recompute_best(self) -> None:
         heads = [p.head for p in self.providers if p.head is not None and p.chain_id_ok is not False]

@@ -7,6 +7,9 @@
 - The chain's newHeads feed is permanent: it races heads on every provider even with no client, which keeps
   race scores, per-provider heads (lag) and the canonical head stream alive.
 - Notifications from a provider that serves the wrong chain id are ignored.
+- When no provider WebSocket is delivering heads (none configured, or all down), the head stream is fed by
+  the HTTP health checks instead: each new best head is fetched with eth_getBlockByNumber and goes through
+  the same tracker (gap backfill included), so newHeads subscribers never silently stop.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from livechain.errors import InvalidParams, LivechainError
 from livechain.events import EventBus
-from livechain.evm.events import LOGS, NEW_HEADS, hex_number
+from livechain.evm.events import LOGS, NEW_HEADS, header_of, hex_number
 from livechain.failsafe import TaskSet, supervise
 from livechain.metrics.store import BenchmarkStore
 from livechain.providers.pool import ProviderPool
@@ -63,6 +66,8 @@ class SubscriptionManager:
         self.heads = HeadsFeed(store, self.tracker, window)
         self.heads.aggregator.on_race = self._race_event
         self.feeds[self.heads.key] = self.heads
+        self._polling: asyncio.Task | None = None
+        pool.head_listeners.append(self._best_head)
 
     # ------------------------------------------------------------------ provider connections
 
@@ -148,6 +153,23 @@ class SubscriptionManager:
             if number is not None:
                 self.pool.observe_head(provider, number)
         feed.arrive(provider.id, result, t_ns)
+
+    def _best_head(self, number: int) -> None:
+        """The best head advanced (from any source). Without live WS heads, fetch it over HTTP."""
+        if self.heads.live or (self._polling is not None and not self._polling.done()):
+            return
+        last = self.tracker.last_number
+        if last is not None and number <= last:
+            return
+        self._polling = self.tasks.spawn(f"{self.chain}/heads/poll", self._poll_head(number))
+
+    async def _poll_head(self, number: int) -> None:
+        try:
+            block = await self._fetch("eth_getBlockByNumber", [hex(number), False])
+        except LivechainError:
+            return  # the next health check tries again
+        if isinstance(block, dict) and not self.heads.live:
+            self.tracker.arrive(header_of(block))
 
     def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:
         self.events.publish("race", chain=self.chain, event=NEW_HEADS, winner=winner, loser=loser,
