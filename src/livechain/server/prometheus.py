@@ -44,6 +44,12 @@ class LivechainCollector:
         margin = CounterMetricFamily(
             "livechain_race_loss_margin_ms", "Sum of loss margins (ms)", labels=["region", "chain", "provider", "event"]
         )
+        ws_up = GaugeMetricFamily(
+            "livechain_provider_ws_connected", "Provider WebSocket connected and subscribed (1) or not (0)",
+            labels=["region", "chain", "provider"],
+        )
+        feeds = GaugeMetricFamily("livechain_subscription_clients", "Client subscriptions by kind",
+                                  labels=["region", "chain", "kind"])
         missed = CounterMetricFamily(
             "livechain_race_missed", "Events the provider never delivered while others did",
             labels=["region", "chain", "provider", "event"],
@@ -66,7 +72,14 @@ class LivechainCollector:
             for (provider, event), n in list(store.missed.items()):
                 missed.add_metric([region, chain.name, provider, event], n)
             best = chain.pool.best_head
+            clients: dict[str, int] = {}
+            for feed in chain.subscriptions.feeds.values():
+                clients[feed.kind] = clients.get(feed.kind, 0) + len(feed.clients)
+            for kind, n in clients.items():
+                feeds.add_metric([region, chain.name, kind], n)
             for p in chain.pool.providers:
+                if p.ws is not None:
+                    ws_up.add_metric([region, chain.name, p.id], 1 if p.ws.connected else 0)
                 for transport, b in p.breakers().items():
                     breaker.add_metric([region, chain.name, p.id, transport], _BREAKER[b.state.value])
                 if p.head is not None:
@@ -79,7 +92,7 @@ class LivechainCollector:
         events = CounterMetricFamily("livechain_events", "Events published", labels=["region", "kind"])
         for kind, n in list(self.events.counts.items()):
             events.add_metric([region, kind], n)
-        yield from (latency, requests, breaker, head, lag, races, wins, margin, missed, restart, events)
+        yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, restart, events)
 
 
 class MetricsEndpoint:
