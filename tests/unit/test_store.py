@@ -136,3 +136,16 @@ def test_a_corrupt_database_is_moved_aside_and_replaced(tmp_path):
     db.save_snapshots([("local", "c", 1.0, b"{}")])
     assert len(db.snapshots()) == 1
     db.close()
+
+
+def test_minute_series_nobody_takes_are_dropped_after_an_hour():
+    """Without persistence taking them, minute rows cannot pile up: after an hour they are dropped."""
+    clock = ManualClock()
+    store = BenchmarkStore("c", clock=clock)
+    for _ in range(180):  # three hours, one request a minute
+        store.record_rpc("p", "eth_call", 1.0, "ok")
+        store.record_race("p", "newHeads", True, 0.0)
+        clock.advance(60)
+        store.fold()
+        store.expire()
+    assert len(store.rpc_minutes) <= 61 and len(store.race_minutes) <= 61

@@ -28,6 +28,7 @@ MAX_METHODS = 256
 #: Prometheus latency buckets (ms) — coarse on purpose: exposition size grows with buckets × series
 PROM_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 RACE = 255  # outcome column value marking a race row in the detail ring
+MINUTES_KEPT = 3600.0  # in-memory minute series not yet taken by persistence
 
 
 class PromHistogram:
@@ -199,9 +200,14 @@ class BenchmarkStore:
         return len(pending)
 
     def expire(self) -> None:
-        """Drop what is older than the retention period (timer task)."""
+        """Drop what is older than the retention period (timer task). Minute series nobody took (persistence
+        off, or behind) are kept for MINUTES_KEPT seconds only: memory stays bounded either way."""
         now = self._clock.wall()
         self.detail.drop_older(now - self.retention)
+        horizon = now - MINUTES_KEPT
+        for table in (self.rpc_minutes, self.race_minutes):
+            for key in [k for k in table if k[0] < horizon]:
+                del table[key]
         for table in (self.rpc_stats, self.race_stats):
             for key in [k for k, w in table.items() if w.expire(now)]:
                 del table[key]
