@@ -27,6 +27,7 @@ from livechain.events import EventBus
 from livechain.failsafe import TaskSet, supervise
 from livechain.faults import FaultProxy
 from livechain.log import REDACTOR
+from livechain.server.dashboard import Dashboard
 from livechain.server.http import ConnectionTracker, HttpConnection, Limits
 from livechain.server.routes import Routes
 from livechain.server.ws import WsEndpoint
@@ -98,8 +99,11 @@ class App:
             ),
             max_subscriptions=ws.max_subscriptions,
             max_connections_per_ip=store.current.server.max_connections_per_ip,
+            access=self.routes.access,
         )
         self.routes.ws_upgrade = self.ws.upgrade
+        self.dashboard = Dashboard(self)
+        self.routes.extra.append(self.dashboard.handle)
         self.tasks = TaskSet("app")
         self.server: asyncio.AbstractServer | None = None
         self.host = ""
@@ -165,6 +169,7 @@ class App:
         for conn in list(self.tracker.connections):
             conn.close_if_idle()
         self.ws.close_all(1001, "server shutting down")
+        await self.dashboard.close()
         try:
             await asyncio.wait_for(self.tracker.wait_empty(), grace)
         except TimeoutError:
@@ -198,6 +203,7 @@ class App:
         register_secrets(new)
         self.registry.apply(new)
         self.snapshots.config = new
+        self.routes.access.configure(new.auth)
         limits = limits_of(new)
         for name in ("max_body_bytes", "header_timeout", "idle_timeout", "max_connections_per_ip"):
             setattr(self.limits, name, getattr(limits, name))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,8 +43,22 @@ REASONS = {
     503: "Service Unavailable",
 }
 _STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in REASONS.items()}
+_JSON_HEAD = b"content-type: application/json\r\ncontent-length: "
+#: request header names as clients usually send them → the lower-cased str key (saves a decode + lower)
+_HEADER_NAMES = {
+    raw: raw.decode("latin-1").lower()
+    for name in (
+        "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Type",
+        "Content-Length", "Origin", "Referer", "Authorization", "Cache-Control", "Pragma", "Cookie",
+        "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Upgrade", "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "X-Forwarded-For", "X-Real-IP",
+    )
+    for raw in (name.encode(), name.lower().encode())
+}
+_METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH")}
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PIPELINE = 32  # parsed-but-unanswered requests per connection before reading pauses
+_TIMER_SLACK = 0.001  # loops may fire a timer up to ~1 ms early (uvloop rounds to ms)
 
 
 @dataclass(slots=True)
@@ -65,6 +80,14 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     close: bool = False
+
+
+@dataclass(slots=True)
+class StreamResponse(Response):
+    """A streamed body (Server-Sent Events): the head goes out without content-length, then the connection's
+    worker awaits `stream(transport)`; the connection closes when it returns (losing it cancels the stream)."""
+
+    stream: Callable[[asyncio.Transport], Awaitable[None]] | None = None
 
 
 class Dispatcher(Protocol):
@@ -126,7 +149,15 @@ class HttpConnection(asyncio.Protocol):
         self.peer = "?"
         self._queue: deque[Request] = deque()
         self._worker: asyncio.Task | None = None
+        # The worker task lives as long as the connection: between requests it waits on `_idle_waiter`
+        # (a Task per request costs its creation plus asyncio's all-tasks WeakSet add/remove).
+        self._idle_waiter: asyncio.Future | None = None
+        self._busy = False  # a request is queued or being answered
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # One lazily re-armed timer serves the header and idle deadlines (see _arm).
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0  # loop time; 0 = disarmed
         self._closing = False
         self._paused_reading = False
         self._can_write = asyncio.Event()
@@ -144,6 +175,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         peername = transport.get_extra_info("peername")
         self.peer = peername[0] if peername else "?"
         count = self._tracker.add(self)
@@ -158,7 +190,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._tracker.remove(self)
         self._closing = True
-        self._disarm()
+        self._cancel_timer()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()  # the client went away: cancel its request (and the attempt upstream)
         self._can_write.set()
@@ -169,19 +201,50 @@ class HttpConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
+    # The header and idle deadlines change on every request; a TimerHandle per change (call_later + cancel)
+    # costs ~3 µs each, several per request. Instead `_arm` only records the deadline, and one timer per
+    # connection is (re-)armed lazily: when it fires early (the deadline moved later meanwhile) it re-arms
+    # for the current deadline; it is replaced only when the deadline moves *earlier* than it.
+
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        if seconds > 0:
-            self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+        if seconds <= 0:
+            self._deadline = 0.0
+            return
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = self._deadline = loop.time() + seconds
+        timer = self._timer
+        if timer is None or deadline < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer_at = deadline
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def _disarm(self) -> None:
+        self._deadline = 0.0  # a pending timer finds no deadline and stops
+
+    def _cancel_timer(self) -> None:
+        self._deadline = 0.0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _timed_out(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
-        if self._worker is None or self._worker.done():
+        deadline = self._deadline
+        if not deadline or self._closing:
+            return
+        loop = self._loop
+        if deadline - loop.time() > _TIMER_SLACK:  # type: ignore[union-attr]
+            self._timer_at = deadline
+            self._timer = loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+            return
+        self._deadline = 0.0
+        self._timed_out()
+
+    def _timed_out(self) -> None:
+        if not self._busy:
             self._close()
 
     def _close(self) -> None:
@@ -197,7 +260,7 @@ class HttpConnection(asyncio.Protocol):
 
     def close_if_idle(self) -> None:
         """Shutdown: close now unless a request is being answered (then after it)."""
-        if self._worker is None or self._worker.done():
+        if not self._busy:
             self._close()
 
     # ------------------------------------------------------------------ parsing
@@ -222,7 +285,7 @@ class HttpConnection(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._rejected = False
-        if not self._queue and (self._worker is None or self._worker.done()):
+        if not self._queue and not self._busy:
             self._arm(self._limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
@@ -235,13 +298,14 @@ class HttpConnection(asyncio.Protocol):
             self._rejected = True
             self._reject_now(431, "request headers too large")
             raise httptools.HttpParserError("headers too large")
-        key = name.decode("latin-1").lower()
+        key = _HEADER_NAMES.get(name) or name.decode("latin-1").lower()
         text = value.decode("latin-1")
-        old = self._headers.get(key)
-        self._headers[key] = text if old is None else f"{old}, {text}"
+        headers = self._headers
+        old = headers.get(key)
+        headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
-        if not self._queue and (self._worker is None or self._worker.done()):
+        if not self._queue and not self._busy:
             self._disarm()
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
@@ -267,12 +331,14 @@ class HttpConnection(asyncio.Protocol):
         raw = self._url.decode("latin-1")
         path, _, query = raw.partition("?")
         parser = self._parser
+        method = parser.get_method()
+        body = self._body
         request = Request(
-            method=parser.get_method().decode("ascii", "replace"),
+            method=_METHODS.get(method) or method.decode("ascii", "replace"),
             path=path,
             query=query,
             headers=self._headers,
-            body=b"".join(self._body) if len(self._body) != 1 else self._body[0],
+            body=body[0] if len(body) == 1 else b"".join(body),
             peer=self.peer,
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade(),
@@ -280,19 +346,45 @@ class HttpConnection(asyncio.Protocol):
         if request.upgrade:
             self._pending_upgrade = request  # handed off in _upgrade(), right after this callback
             return
-        self._queue.append(request)
-        if len(self._queue) >= MAX_PIPELINE and not self._paused_reading and self.transport is not None:
+        queue = self._queue
+        queue.append(request)
+        if len(queue) >= MAX_PIPELINE and not self._paused_reading and self.transport is not None:
             self._paused_reading = True
             self.transport.pause_reading()
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"http/{self.peer}")
+        self._busy = True
+        waiter = self._idle_waiter
+        if waiter is not None:
+            self._idle_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        worker = self._worker
+        if worker is None or worker.done():
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._worker = loop.create_task(self._work(), name=f"http/{self.peer}")
 
     # ------------------------------------------------------------------ answering, in order
 
     async def _work(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            self._busy = False
+            self._idle_waiter = None
+
+    async def _serve(self) -> None:
         dispatcher = self._dispatcher
         queue = self._queue
-        while queue and not self._closing:
+        loop = self._loop
+        while not self._closing:
+            if not queue:  # idle: wait for the next request (on_message_complete wakes us)
+                self._busy = False
+                self._arm(self._limits.idle_timeout)
+                waiter = self._idle_waiter = loop.create_future()  # type: ignore[union-attr]
+                await waiter
+                continue
             request = queue.popleft()
             if self._paused_reading and len(queue) < MAX_PIPELINE // 2 and self.transport is not None:
                 self._paused_reading = False
@@ -307,28 +399,37 @@ class HttpConnection(asyncio.Protocol):
             if self._closing:
                 return
             self._write(response, request)
+            if isinstance(response, StreamResponse) and response.stream is not None and self.transport is not None:
+                await response.stream(self.transport)
+                self._close()
+                return
             if response.close or not request.keep_alive or not self._tracker.accepting:
                 self._close()
                 return
-        if not self._closing:
-            self._arm(self._limits.idle_timeout)
 
     def _write(self, response: Response, request: Request | None) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        status = _STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Status\r\n".encode()
+        code = response.status
+        status = _STATUS_LINES.get(code) or f"HTTP/1.1 {code} Status\r\n".encode()
         parts = [status]
-        if response.status != 204:
-            parts.append(
-                f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n".encode()
-            )
-        for name, value in response.headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if isinstance(response, StreamResponse):
+            parts.append(f"content-type: {response.content_type}\r\n".encode())
+        elif code != 204:
+            if response.content_type == "application/json":
+                parts.append(_JSON_HEAD)
+                parts.append(b"%d\r\n" % len(response.body))
+            else:
+                parts.append(
+                    f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n".encode()
+                )
+        if response.headers:
+            parts.append("".join([f"{name}: {value}\r\n" for name, value in response.headers]).encode("latin-1"))
         if response.close or (request is not None and not request.keep_alive):
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
-        if response.status != 204 and (request is None or request.method != "HEAD"):
+        if code != 204 and (request is None or request.method != "HEAD"):
             parts.append(response.body)
         transport.write(b"".join(parts))
 
@@ -340,10 +441,10 @@ class HttpConnection(asyncio.Protocol):
         if request is None or transport is None:
             self._reject_now(400, "unexpected protocol upgrade")
             return
-        if self._queue or (self._worker is not None and not self._worker.done()):
+        if self._queue or self._busy:
             self._reject_now(400, "protocol upgrade while requests are pending")
             return
-        self._disarm()
+        self._cancel_timer()
         protocol = self._dispatcher.upgrade(request, transport, rest)
         if protocol is None:
             if not transport.is_closing():
@@ -351,3 +452,5 @@ class HttpConnection(asyncio.Protocol):
             return
         self._tracker.remove(self)
         self._closing = True  # this object no longer owns the transport
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()  # idle, waiting for a request that will never come here
