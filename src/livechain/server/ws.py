@@ -145,6 +145,9 @@ class RpcSession:
                 reply = self._unsubscribe(request)
         except LivechainError as exc:
             reply = error_body(exc, request.reply_id)
+        except Exception:
+            log.exception("unexpected error in %s", request.method, extra={"chain": self.chain.name})
+            reply = error_body(LivechainError("internal error"), request.reply_id)
         return None if request.notification else reply
 
     def _subscribe(self, request: Request) -> bytes:

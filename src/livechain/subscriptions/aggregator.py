@@ -15,6 +15,7 @@ not counted (that is a disconnect, not a silent miss). `live` is the feed's {pro
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from livechain.metrics.store import BenchmarkStore
@@ -23,12 +24,15 @@ GRACE_NS = 50_000_000  # a provider that subscribed < 50 ms before the event is 
 
 
 class _Seen:
+    """One event in the window. `delivered`: a bit per provider (RaceAggregator._bits) — a set per event
+    costs ~5× the memory of the rest of the entry."""
+
     __slots__ = ("delivered", "first_ns", "winner")
 
-    def __init__(self, first_ns: int, winner: str) -> None:
+    def __init__(self, first_ns: int, winner: str, bit: int) -> None:
         self.first_ns = first_ns
         self.winner = winner
-        self.delivered = {winner}
+        self.delivered = bit
 
 
 class RaceAggregator:
@@ -49,8 +53,13 @@ class RaceAggregator:
         self.max_events = max_events
         self.max_age_ns = int(max_age * 1e9)
         self._now_ns = now_ns
+        # Both key sets are FIFOs: a dict for lookups plus a deque for the order. (`next(iter(d))` on a dict
+        # used as a FIFO scans the deleted slots at its front, which grow between resizes.)
         self._seen: dict[object, _Seen] = {}
+        self._seen_order: deque[object] = deque()
         self._expired: dict[object, None] = {}  # keys that left the window (FIFO, bounded by max_events)
+        self._expired_order: deque[object] = deque()
+        self._bits: dict[str, int] = {}  # provider → its bit in _Seen.delivered
         #: called on every race loss with (winner, loser, margin ms) — the manager publishes these
         self.on_race = on_race
         self.events = 0
@@ -58,22 +67,27 @@ class RaceAggregator:
         self.late = 0
 
     def arrive(self, key: object, provider: str, t_ns: int) -> bool:
+        bit = self._bits.get(provider)
+        if bit is None:
+            bit = self._bits[provider] = 1 << len(self._bits)
         seen = self._seen.get(key)
         if seen is None:
             if key in self._expired:
                 self.late += 1
                 return False
             seen_set = self._seen
-            seen_set[key] = _Seen(t_ns, provider)
+            seen_set[key] = _Seen(t_ns, provider, bit)
+            order = self._seen_order
+            order.append(key)
             self.events += 1
             self._store.record_race(provider, self.kind, True, 0.0)
-            if len(seen_set) > self.max_events or seen_set[next(iter(seen_set))].first_ns < t_ns - self.max_age_ns:
+            if len(seen_set) > self.max_events or seen_set[order[0]].first_ns < t_ns - self.max_age_ns:
                 self.expire(t_ns)
             return True
-        if provider in seen.delivered:
+        if seen.delivered & bit:
             self.duplicates += 1  # the same provider again (e.g. right after a resubscribe)
             return False
-        seen.delivered.add(provider)
+        seen.delivered |= bit
         margin_ms = max(0, t_ns - seen.first_ns) / 1e6
         self._store.record_race(provider, self.kind, False, margin_ms)
         if self.on_race is not None:
@@ -85,25 +99,30 @@ class RaceAggregator:
         now_ns = self._now_ns() if now_ns is None else now_ns
         horizon = now_ns - self.max_age_ns
         seen = self._seen
+        order = self._seen_order
+        expired = self._expired
+        expired_order = self._expired_order
         dropped = 0
-        while seen:
-            key = next(iter(seen))
+        while order:
+            key = order[0]
             entry = seen[key]
             if entry.first_ns >= horizon and len(seen) <= self.max_events:
                 break
+            order.popleft()
             del seen[key]
             dropped += 1
             self._count_misses(entry)
-            expired = self._expired
             expired[key] = None
+            expired_order.append(key)
             if len(expired) > self.max_events:
-                del expired[next(iter(expired))]
+                del expired[expired_order.popleft()]
         return dropped
 
     def _count_misses(self, entry: _Seen) -> None:
         cutoff = entry.first_ns - GRACE_NS
+        bits = self._bits
         for provider, since in self._live.items():
-            if since <= cutoff and provider not in entry.delivered:
+            if since <= cutoff and not entry.delivered & bits.get(provider, 0):
                 self._store.record_missed(provider, self.kind)
 
     def __len__(self) -> int:

@@ -16,7 +16,9 @@ Rules, for a head N with parent P, given the last delivered block L:
 - otherwise (N <= L, or P != hash(L))   → reorg: walk back by parent hash (fetching by hash) to a block we
                                           delivered, report the orphaned blocks, deliver the new branch
 Anything that needs a fetch goes through a queue owned by one worker task, so order is kept while heads keep
-arriving; a failed fetch is retried with backoff (heads keep queueing meanwhile, nothing is skipped).
+arriving; a failed fetch is retried with backoff. A head that still cannot be placed (after MAX_TRIES, or
+twice when newer heads wait behind it) is skipped: the next head's placement backfills from the last
+delivered block, so skipping loses nothing and one bad head can never stall the stream.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = logging.getLogger("livechain.subscriptions")
 HISTORY = 256  # canonical blocks remembered (number → hash)
 MAX_REORG_DEPTH = 64
 MAX_GAP = 1024  # a longer gap is not backfilled block by block: delivery resumes at the new head
+MAX_TRIES = 8  # attempts to place one head before it is skipped (fewer when newer heads are waiting)
 
 Fetch = Callable[[str, list], Awaitable[object]]  # (method, params) → result (raises on failure)
 
@@ -61,6 +64,7 @@ class HeadTracker:
         self.delivered = 0
         self.backfilled = 0
         self.reorgs = 0
+        self.skipped = 0
 
     def is_canonical(self, block_hash: str) -> bool:
         """Was this block delivered as part of the canonical chain (within the remembered history)?"""
@@ -88,6 +92,7 @@ class HeadTracker:
 
     async def _work(self) -> None:
         backoff = Backoff(base=0.2, cap=5.0)
+        tries = 0
         while self._queue:
             header = self._queue[0]
             try:
@@ -95,6 +100,16 @@ class HeadTracker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                tries += 1
+                if tries >= MAX_TRIES or len(self._queue) > 1 and tries >= 2:
+                    # this head cannot be placed (its ancestry is unfetchable); skip it — the next head's
+                    # placement backfills from the last delivered block, so nothing is lost by skipping
+                    log.warning("head could not be placed; skipped",
+                                extra={"chain": self.chain, "error": type(exc).__name__, "tries": tries})
+                    self.skipped += 1
+                    self._queue.popleft()
+                    tries = 0
+                    continue
                 delay = backoff.next()
                 log.warning(
                     "head backfill failed; retrying",
@@ -103,6 +118,7 @@ class HeadTracker:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            tries = 0
             self._queue.popleft()
 
     async def _place(self, header: dict) -> None:

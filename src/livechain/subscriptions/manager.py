@@ -22,7 +22,7 @@ from typing import Any
 from livechain.errors import InvalidParams, LivechainError
 from livechain.events import EventBus
 from livechain.evm.events import LOGS, NEW_HEADS, header_of, hex_number
-from livechain.failsafe import TaskSet, supervise
+from livechain.failsafe import Backoff, TaskSet, supervise
 from livechain.metrics.store import BenchmarkStore
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
@@ -62,6 +62,7 @@ class SubscriptionManager:
         self._runners: dict[str, asyncio.Task] = {}
         self.feeds: dict[tuple, Feed] = {}
         self._routes: dict[tuple[str, str], Feed] = {}  # (provider id, provider's subscription id) → feed
+        self._verified: set[str] = set()  # providers whose current WebSocket answered the right eth_chainId
         self.tracker = HeadTracker(chain, fetch, spawn=tasks.spawn)
         self.heads = HeadsFeed(store, self.tracker, window)
         self.heads.aggregator.on_race = self._race_event
@@ -87,6 +88,7 @@ class SubscriptionManager:
             liveness=self.liveness,
             ping_interval=max(0.5, self.liveness / 4),
             headers=provider.config.headers,
+            backoff=Backoff(base=0.2, cap=10.0),  # a provider that is down is retried at least every ~10 s
         )
         self.upstreams[provider.id] = ws
         provider.ws = ws
@@ -104,11 +106,29 @@ class SubscriptionManager:
         self.events.publish("restart", chain=self.chain, task=task, restarts=count, error=type(exc).__name__)
 
     async def _connected(self, provider: Provider) -> None:
+        """A (re)connected provider WebSocket: check its chain id over this very socket (its HTTP endpoint
+        being right proves nothing about its WebSocket), then subscribe every feed on it."""
+        ws = self.upstreams.get(provider.id)
+        if ws is None:
+            return
+        reply = await ws.request("eth_chainId", [], timeout=SUBSCRIBE_TIMEOUT)
+        got = hex_number(reply.result) if reply.error is None else None
+        if got != self.pool.config.chain_id:
+            self._verified.discard(provider.id)
+            log.error(
+                "provider WebSocket serves another chain: not subscribed",
+                extra={"chain": self.chain, "provider": provider.id, "expected": self.pool.config.chain_id, "got": got},
+            )
+            self.events.publish("chain_id_mismatch", chain=self.chain, provider=provider.id, transport="ws",
+                                expected=self.pool.config.chain_id, got=got)
+            return
+        self._verified.add(provider.id)
         self.events.publish("ws_connect", chain=self.chain, provider=provider.id)
         for feed in list(self.feeds.values()):
             await self._subscribe_on(provider, feed)
 
     def _disconnected(self, provider: Provider, reason: str) -> None:
+        self._verified.discard(provider.id)
         for feed in self.feeds.values():
             upstream_id = feed.upstream.get(provider.id)
             if upstream_id is not None:
@@ -118,7 +138,7 @@ class SubscriptionManager:
 
     async def _subscribe_on(self, provider: Provider, feed: Feed) -> None:
         ws = self.upstreams.get(provider.id)
-        if ws is None or not ws.is_open or provider.id in feed.upstream:
+        if ws is None or not ws.is_open or provider.id in feed.upstream or provider.id not in self._verified:
             return
         try:
             upstream_id = await ws.subscribe(feed.params, timeout=SUBSCRIBE_TIMEOUT)
@@ -146,7 +166,7 @@ class SubscriptionManager:
 
     def _notify(self, provider: Provider, upstream_id: str, result: Any, t_ns: int) -> None:
         feed = self._routes.get((provider.id, upstream_id))
-        if feed is None or provider.chain_id_ok is False:
+        if feed is None or provider.chain_id_ok is False or provider.id not in self._verified:
             return
         if feed is self.heads and isinstance(result, dict):
             number = hex_number(result.get("number"))
@@ -224,4 +244,5 @@ class SubscriptionManager:
                 "reorgs": self.tracker.reorgs,
             },
             "upstreams": {pid: ws.stats for pid, ws in self.upstreams.items()},
+            "verified": sorted(self._verified),
         }

@@ -47,6 +47,13 @@ def _topics(value: Any) -> list:
     return out
 
 
+def _key_bytes(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, RecursionError):  # integers beyond 64 bits, nesting orjson refuses
+        raise InvalidParams("eth_subscribe: parameters must be plain JSON (no integers beyond 64 bits)") from None
+
+
 def canonical(params: Any) -> tuple[str, list, tuple]:
     """(kind, params to send upstream, sharing key)."""
     if not isinstance(params, list) or not params or not isinstance(params[0], str):
@@ -74,7 +81,7 @@ def canonical(params: Any) -> tuple[str, list, tuple]:
             topics = _topics(raw["topics"])
             if topics:
                 flt["topics"] = topics
-        return kind, [kind, flt], (kind, orjson.dumps(flt, option=orjson.OPT_SORT_KEYS))
+        return kind, [kind, flt], (kind, _key_bytes(flt))
     if kind == PENDING:
         full = len(params) > 1 and params[1] is True
         if len(params) > 2 or (len(params) == 2 and not isinstance(params[1], bool)):
@@ -82,4 +89,4 @@ def canonical(params: Any) -> tuple[str, list, tuple]:
         return kind, ([kind, True] if full else [kind]), (kind, full)
     if not _KIND.match(kind) or len(params) > 2:
         raise InvalidParams("eth_subscribe: unknown subscription kind")
-    return kind, list(params), (kind, orjson.dumps(params[1:], option=orjson.OPT_SORT_KEYS))
+    return kind, list(params), (kind, _key_bytes(params[1:]))

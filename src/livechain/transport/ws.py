@@ -62,7 +62,6 @@ log = logging.getLogger("livechain.transport")
 
 _CLOSE_TIMEOUT = 0.1  # seconds to wait for the peer's close frame, when anything waits at all
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_TIMEOUT)
-_STABLE_NS = 10_000_000_000  # a connection ready this long resets the backoff
 _MIN_SLEEP_NS = 1_000_000
 _SEND_ERRORS = (ConnectionError, aiohttp.ClientError, OSError)
 
@@ -372,6 +371,9 @@ class UpstreamWs:
                 link.ready = True
                 link.ready_at = perf_counter_ns()
                 self._state = "ready"
+                # connected and subscribed: the provider is healthy again, whatever happened before (a
+                # flapping load balancer must not leave a healthy provider waiting out a long backoff)
+                self.backoff.reset()
                 log.info("provider WebSocket connected", extra={"provider": self.name})
             await link.done
         finally:
@@ -399,11 +401,7 @@ class UpstreamWs:
         name = self.name
         self._disconnects += 1
         self._last_reason = reason
-        uptime = 0.0
-        if link.ready:
-            uptime = (perf_counter_ns() - link.ready_at) / 1e9
-            if uptime * 1e9 >= _STABLE_NS:
-                self.backoff.reset()
+        uptime = (perf_counter_ns() - link.ready_at) / 1e9 if link.ready else 0.0
         pending = self._pending
         if pending:
             futures = list(pending.values())
