@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from livechain.errors import InvalidRequest, LivechainError, ParseError
+from livechain.errors import InvalidParams, InvalidRequest, LivechainError, ParseError
 
 #: marks "this request has no id member": a notification
 NO_ID: Any = object()
@@ -49,12 +49,12 @@ class Request:
                 wire = {"jsonrpc": "2.0", "id": self.id, "method": self.method}
                 if self.params is not None:
                     wire["params"] = self.params
-                return orjson.dumps(wire)
+                return _wire_bytes(wire)
             wire_id = 1
         msg: dict[str, Any] = {"jsonrpc": "2.0", "id": wire_id, "method": self.method}
         if self.params is not None:
             msg["params"] = self.params
-        return orjson.dumps(msg)
+        return _wire_bytes(msg)
 
     @property
     def needs_wire_id(self) -> bool:
@@ -68,6 +68,15 @@ class Invalid:
 
     id: Any
     error: LivechainError
+
+
+def _wire_bytes(msg: dict) -> bytes:
+    """`dumps()`, not orjson.dumps: params may hold integers beyond 64 bits or nesting deeper than orjson
+    writes. Params too deep even for the stdlib encoder are the client's error, not an internal one."""
+    try:
+        return dumps(msg)
+    except RecursionError:
+        raise InvalidParams("invalid params: nested too deeply to forward") from None
 
 
 def _loads(body: bytes) -> Any:
@@ -93,7 +102,7 @@ def _stdlib_loads(body: bytes) -> Any:
     """Exact integers of any size (orjson reads those beyond 64 bits as floats)."""
     try:
         return json.loads(body, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting orjson accepts can exceed the stdlib parser's recursion
         return None
 
 

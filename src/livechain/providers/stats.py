@@ -60,6 +60,12 @@ class MethodStats:
     def get(self, method: str) -> Entry | None:
         return self.entries.get(method)
 
-    def freshness(self, entry: Entry) -> float:
+    def now(self) -> float:
+        """The clock these statistics are timed with (a strategy reads it once per pick)."""
+        return self._clock.monotonic()
+
+    def freshness(self, entry: Entry, now: float | None = None) -> float:
         """1.0 for a statistic measured just now, fading to 0 over DECAY_SECONDS of silence."""
-        return math.exp(-(self._clock.monotonic() - entry.last_at) / DECAY_SECONDS)
+        if now is None:
+            now = self._clock.monotonic()
+        return math.exp(-(now - entry.last_at) / DECAY_SECONDS)
