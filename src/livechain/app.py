@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ from livechain.server.wsconn import WsSettings
 
 log = logging.getLogger("livechain.app")
 
-FOLD_INTERVAL = 0.25
+FOLD_INTERVAL = 0.02  # small, frequent folds: one long fold would stall the loop (p99, bench/variants.py)
 EXPIRE_INTERVAL = 60.0
 SCORE_INTERVAL = 1.0
 
@@ -134,6 +135,8 @@ class App:
         )
         sock = self.server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
+        gc.collect()
+        gc.freeze()  # everything built so far lives as long as the app: keep it out of every GC pass
         log.info(
             "listening",
             extra={"host": self.host, "port": self.port, "chains": [c.name for c in self.registry],

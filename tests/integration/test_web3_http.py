@@ -9,6 +9,7 @@ from web3 import Web3
 from tests.conftest import config_text, dev_chain
 from tests.evm_helpers import DEV_KEY, TOPIC, contract_init_code
 
+
 def scenario(url: str) -> dict:
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
     account = w3.eth.account.from_key(DEV_KEY)

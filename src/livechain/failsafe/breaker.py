@@ -85,6 +85,8 @@ class CircuitBreaker:
 
     def available(self) -> bool:
         """Would `acquire()` grant a permit now? (No side effect beyond the lazy open → half_open.)"""
+        if self._state is BreakerState.CLOSED:  # the common case, without the property's timer check
+            return True
         state = self.state
         if state is BreakerState.CLOSED:
             return True
@@ -102,6 +104,8 @@ class CircuitBreaker:
 
     def acquire(self) -> int:
         """A permit for one attempt, or DENIED (0)."""
+        if self._state is BreakerState.CLOSED:
+            return self._generation << 1
         state = self.state
         if state is BreakerState.CLOSED:
             return self._generation << 1

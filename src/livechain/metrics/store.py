@@ -152,7 +152,8 @@ class BenchmarkStore:
                 if stats is None:
                     stats = self.rpc_stats[stats_key] = Windowed(self.window, self.retention)
                 o = OUTCOME_INDEX.get(outcome, OUTCOME_INDEX["transport"])
-                stats.add_rpc(ts, value, o)
+                bucket = bucket_of(value) if o <= 1 else -1
+                stats.add_rpc(ts, value, o, bucket)
                 count_key = (provider, method, OUTCOMES[o])
                 self.rpc_counts[count_key] = self.rpc_counts.get(count_key, 0) + 1
                 minute_key = (int(ts // 60) * 60, provider, method)
@@ -162,7 +163,6 @@ class BenchmarkStore:
                 minute[0] += 1
                 if o <= 1:
                     minute[2] += value
-                    bucket = bucket_of(value)
                     minute[3][bucket] = minute[3].get(bucket, 0) + 1
                 else:
                     minute[1] += 1

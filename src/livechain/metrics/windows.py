@@ -127,7 +127,7 @@ class Windowed:
 
     # ------------------------------------------------------------------ writing (off the request path)
 
-    def add_rpc(self, ts: float, latency_ms: float, outcome: int) -> None:
+    def add_rpc(self, ts: float, latency_ms: float, outcome: int, bucket: int = -1) -> None:
         self.last_ts = ts
         success = outcome in _SUCCESS_IDX
         now_slot = self.now.slot_at(ts)
@@ -138,7 +138,7 @@ class Windowed:
         if success:  # quantiles for the "now" window only: retention slots keep counts and sums (memory)
             if now_slot.hist is None:
                 now_slot.hist = new_histogram()
-            now_slot.hist[bucket_of(latency_ms)] += 1
+            now_slot.hist[bucket if bucket >= 0 else bucket_of(latency_ms)] += 1
 
     def add_race(self, ts: float, win: bool, margin_ms: float) -> None:
         self.last_ts = ts

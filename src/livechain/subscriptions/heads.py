@@ -101,7 +101,7 @@ class HeadTracker:
                 raise
             except Exception as exc:
                 tries += 1
-                if tries >= MAX_TRIES or len(self._queue) > 1 and tries >= 2:
+                if tries >= MAX_TRIES or (len(self._queue) > 1 and tries >= 2):
                     # this head cannot be placed (its ancestry is unfetchable); skip it — the next head's
                     # placement backfills from the last delivered block, so nothing is lost by skipping
                     log.warning("head could not be placed; skipped",
