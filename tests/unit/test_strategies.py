@@ -129,3 +129,38 @@ def test_per_provider_method_policy_excludes_provider(n):
         pool.set_chain_id_ok(p, True)
     assert [p.id for p in eligible(pool, "eth_getLogs", clock)] == ["b"]
     assert [p.id for p in eligible(pool, "eth_call", clock)] == ["a", "b"]
+
+
+def test_selection_cache_is_invalidated_by_breaker_transitions_cooldowns_and_heads():
+    """A cached eligible list is never served after an input changed: an opened breaker, a 429 cooldown
+    or a head that makes a provider lag drops the provider on the very next pick."""
+    pool, clock = pool_of(3, max_lag_blocks=1)
+    a, b, c = pool.providers
+    for p in pool.providers:
+        pool.observe_head(p, 10)
+    assert eligible(pool, "eth_call", clock) == [a, b, c]
+    for _ in range(5):
+        a.breaker.record_failure(a.breaker.acquire())
+    assert eligible(pool, "eth_call", clock) == [b, c]
+    b._cool_down(2.0)
+    assert eligible(pool, "eth_call", clock) == [c]
+    clock.advance(2.1)  # the cooldown is over (time-based: seen once the cache's short TTL has passed)
+    assert eligible(pool, "eth_call", clock) == [b, c]
+    pool.observe_head(c, 20)  # b now lags 10 blocks behind the best head: dropped on the very next pick
+    assert eligible(pool, "eth_call", clock) == [c]
+
+
+def test_leaderboard_ranking_is_reused_briefly_and_recomputed_after_its_ttl():
+    pool, clock = pool_of(2)
+    a, b = pool.providers
+    lb = Leaderboard()
+    for _ in range(20):
+        a.stats.observe("eth_call", 50.0, "ok")
+        b.stats.observe("eth_call", 5.0, "ok")
+    first = lb.order(eligible(pool, "eth_call", clock), "eth_call")
+    assert first[0] is b
+    for _ in range(40):
+        b.stats.observe("eth_call", 900.0, "transport")
+    assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is b  # within the TTL
+    clock.advance(0.1)
+    assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is a

@@ -35,12 +35,21 @@ class ProviderPool:
         self.providers: tuple[Provider, ...] = ()
         self.by_id: dict[str, Provider] = {}
         self.best_head: int | None = None
+        #: bumped whenever something selection depends on changes (routing caches compare it)
+        self.version = 0
+        self.eligible_cache: dict[str, tuple[int, float, list[Provider]]] = {}
         #: called with the new best head number whenever it advances
         self.head_listeners: list[Callable[[int], None]] = []
         self.reconcile(config)
 
     def _new(self, cfg: ProviderConfig, chain: ChainConfig) -> Provider:
-        return Provider(self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock)
+        provider = Provider(self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock)
+        provider.on_change = self.changed
+        return provider
+
+    def changed(self) -> None:
+        """Selection inputs changed: invalidate routing caches."""
+        self.version += 1
 
     def reconcile(self, config: ChainConfig) -> tuple[list[Provider], list[Provider]]:
         """Adopt `config`'s providers. Returns (added, retired)."""
@@ -64,11 +73,14 @@ class ProviderPool:
         self.by_id = kept
         self.providers = tuple(sorted(kept.values(), key=lambda p: (p.priority, p.config.position)))
         self._recompute_best()
+        self.changed()
         return added, retired
 
     # ------------------------------------------------------------------ heads
 
     def observe_head(self, provider: Provider, number: int) -> None:
+        if provider.head != number:
+            self.version += 1  # lag changed
         provider.observe_head(number)
         if provider.chain_id_ok is not False and (self.best_head is None or number > self.best_head):
             self.best_head = number
@@ -83,6 +95,7 @@ class ProviderPool:
         if provider.chain_id_ok == ok:
             return
         provider.chain_id_ok = ok
+        self.changed()
         if not ok:
             log.error(
                 "provider serves the wrong chain: excluded",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 
 from livechain.clock import SYSTEM_CLOCK, Clock
@@ -88,6 +89,8 @@ class Provider:
         self.retired = False
         #: the provider's upstream WebSocket (set by the chain's subscription manager), if it has a ws_url
         self.ws: Any = None
+        #: called when something selection depends on changes (breaker transition, cooldown); set by the pool
+        self.on_change: Callable[[], None] | None = None
 
     def _make_breaker(self, transport: str, cfg: BreakerConfig) -> CircuitBreaker:
         return CircuitBreaker(
@@ -101,6 +104,8 @@ class Provider:
         )
 
     def _on_transition(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        if self.on_change is not None:
+            self.on_change()
         log.warning(
             "breaker %s → %s",
             old.value,
@@ -202,6 +207,8 @@ class Provider:
     def _cool_down(self, retry_after: float | None) -> None:
         seconds = min(MAX_COOLDOWN, retry_after if retry_after is not None else DEFAULT_COOLDOWN)
         self.cooldown_until = max(self.cooldown_until, self._clock.monotonic() + seconds)
+        if self.on_change is not None:
+            self.on_change()
         self._events.publish("cooldown", chain=self.chain, provider=self.id, seconds=round(seconds, 3))
 
     def _note_error(self, exc: ProviderError) -> None:

@@ -7,6 +7,11 @@ If that leaves nothing, the soft filters (lag, cooldown, unknown chain id) are d
 closed. Two filters are never dropped: a provider serving the *wrong* chain id answers for another chain,
 and an open breaker is how a dead provider fails fast (all breakers open → a quick, clear error; health
 checks probe them back through half-open).
+
+The answer is cached per method until the pool's state version changes (a breaker transition, a 429
+cooldown, a chain id verdict, a new head, a reload) or CACHE_TTL passes (time-based changes: cooldowns
+ending, open breakers reaching half-open) — a pick is on every request's path, its inputs change a few
+times a second at most.
 """
 
 from __future__ import annotations
@@ -16,8 +21,24 @@ from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 
 
+CACHE_TTL = 0.05
+CACHE_LIMIT = 512
+
+
 def eligible(pool: ProviderPool, method: str, clock: Clock) -> list[Provider]:
     now = clock.monotonic()
+    cache = pool.eligible_cache
+    hit = cache.get(method)
+    if hit is not None and hit[0] == pool.version and hit[1] > now:
+        return hit[2]
+    result = _eligible(pool, method, now)
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[method] = (pool.version, now + CACHE_TTL, result)
+    return result
+
+
+def _eligible(pool: ProviderPool, method: str, now: float) -> list[Provider]:
     best = pool.best_head
     max_lag = pool.config.max_lag_blocks
     strict: list[Provider] = []

@@ -33,6 +33,7 @@ from livechain.providers.provider import Provider
 from livechain.providers.stats import ALL, DECAY_SECONDS
 
 MIN_SAMPLES = 10
+ORDER_TTL = 0.05  # seconds a leaderboard ranking is reused
 PRIOR = 1.0
 EXPLORE = 0.05
 
@@ -110,6 +111,7 @@ class Leaderboard:
     def __init__(self, race_factor: Callable[[str], float] | None = None) -> None:
         #: provider id → multiplier in [0.5, 1.0] from race scores (set by the chain once races exist)
         self.race_factor = race_factor
+        self._cache: dict[str, tuple[list[Provider], float, list[Provider]]] = {}
 
     def score(self, provider: Provider, method: str) -> float:
         score = rpc_score(provider, method)
@@ -120,12 +122,24 @@ class Leaderboard:
     def order(self, eligible: list[Provider], method: str) -> list[Provider]:
         """Highest `score()` first; ties keep the eligible (priority) order. Same ranking as sorting by
         `-self.score(p, method)`, with the clock read once and no per-provider call chain (a pick is on
-        every request's path)."""
+        every request's path). Scores move slowly: a ranking is reused for ORDER_TTL for the same eligible
+        list (the selection cache hands out the same list object until something changes)."""
         n = len(eligible)
         if n < 2:
             return eligible
-        race_factor = self.race_factor
         now = eligible[0].stats.now()
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is eligible and cached[1] > now:
+            return cached[2]
+        ranked = self._rank(eligible, method, now)
+        if len(self._cache) >= 512:
+            self._cache.clear()
+        self._cache[method] = (eligible, now + ORDER_TTL, ranked)
+        return ranked
+
+    def _rank(self, eligible: list[Provider], method: str, now: float) -> list[Provider]:
+        n = len(eligible)
+        race_factor = self.race_factor
         keys = []
         for p in eligible:
             # rpc_score(p, method, now), inlined: two calls fewer per provider (bench/selection.py checks
