@@ -171,3 +171,23 @@ async def test_cors_preflight_and_headers(lc):
 def test_chain_yaml_helpers_render_valid_config():
     text = config_text(chain_yaml("x", 5, provider_yaml("a", "http://h/")))
     assert "chain_id: 5" in text
+
+
+async def test_block_number_never_goes_backwards_across_providers(start_livechain, anvil):
+    """Two providers a few blocks apart (one a fork that stopped), round robin: eth_blockNumber answers
+    never decrease — the lagging provider's answer is raised to the highest one already returned."""
+    from livechain.devnet import Anvil
+    from tests.conftest import chain_yaml, provider_yaml
+
+    for _ in range(3):
+        await anvil.rpc("evm_mine", [])
+    async with Anvil(block_time=None, fork_url=anvil.url) as stale:
+        for _ in range(2):
+            await anvil.rpc("evm_mine", [])
+        providers = provider_yaml("live", anvil.url + "/") + provider_yaml("stale", stale.url + "/")
+        lc = await start_livechain(config_text(chain_yaml("dev", 31337, providers, strategy="round_robin",
+                                                          max_lag_blocks=10, health_interval="10s")))
+        answers = [int((await lc.rpc("eth_blockNumber", rid=i))["result"], 16) for i in range(10)]
+        assert answers == sorted(answers) and answers[-1] == int(await anvil.rpc("eth_blockNumber"), 16)
+        providers_seen = {(await lc.rpc("eth_blockNumber", rid=i))["_provider"] for i in range(4)}
+        assert providers_seen == {"live", "stale"}

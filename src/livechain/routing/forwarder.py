@@ -5,6 +5,8 @@
 - A provider's own JSON-RPC error (revert, invalid params) is the answer: returned, never failed over.
 - eth_sendRawTransaction fails over too (a resent signed transaction is harmless); "already known" from a
   later provider means an earlier attempt delivered it: success with the transaction's hash.
+- eth_blockNumber is monotonic per chain: an answer lower than one already given is raised to it (the
+  users' classic complaint with several providers a block apart).
 - When every attempt failed: the last provider's own JSON-RPC reply if one was a real answer (e.g. every
   provider says the data is unavailable), else one error saying how many attempts failed — never a URL.
 - Cancellation (the client went away) propagates; it is never counted against a provider.
@@ -21,6 +23,7 @@ from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.errors import AllAttemptsFailed, DeadlineExceeded, NoProviderAvailable, ProviderError
 from livechain.events import EventBus
 from livechain.evm.errors import ErrorMeaning, classify
+from livechain.evm.events import hex_number
 from livechain.evm.methods import SEND_RAW_TRANSACTION
 from livechain.jsonrpc.messages import Request, result_response
 from livechain.jsonrpc.replies import Reply
@@ -30,6 +33,7 @@ from livechain.routing.selection import eligible
 from livechain.routing.strategies import Strategy
 
 WIRE_ID = 1
+BLOCK_NUMBER = "eth_blockNumber"
 
 
 @dataclass(slots=True)
@@ -55,6 +59,18 @@ class Forwarder:
         self.pool = pool
         self._events = events
         self._clock = clock
+        self.highest_block_number = -1
+
+    def _monotonic_block_number(self, result: object) -> str | None:
+        """eth_blockNumber never goes backwards for clients of this chain: a provider a block or two behind
+        (within max_lag_blocks) is answered with the highest number already returned. None = pass through."""
+        number = hex_number(result)
+        if number is None:
+            return None
+        if number >= self.highest_block_number:
+            self.highest_block_number = number
+            return None
+        return hex(self.highest_block_number)
 
     def plan(self, method: str, strategy: Strategy, pinned: Provider | None = None) -> list[Provider]:
         if pinned is not None:
@@ -92,6 +108,10 @@ class Forwarder:
                         "failover", chain=self.pool.chain, provider=provider.id, reason=exc.kind, method=method
                     )
                 continue
+            if method == BLOCK_NUMBER and reply.error is None:
+                clamped = self._monotonic_block_number(reply.result)
+                if clamped is not None:
+                    return Forwarded(result_response(request.reply_id, clamped), provider.id, attempts)
             if attempts > 1 and method == SEND_RAW_TRANSACTION and reply.error is not None:
                 if classify(reply.error) is ErrorMeaning.ALREADY_KNOWN:
                     tx_hash = _tx_hash(request.params)

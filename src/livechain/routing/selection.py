@@ -20,7 +20,6 @@ from livechain.clock import Clock
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 
-
 CACHE_TTL = 0.05
 CACHE_LIMIT = 512
 
