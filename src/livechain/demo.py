@@ -75,7 +75,7 @@ class Demo:
             node = self.nodes[chain] = await Anvil(block_time=block_time, chain_id=chain_id).start()
             chains_yaml += (
                 f"  {chain}:\n    chain_id: {chain_id}\n    strategy: leaderboard\n    health_interval: 2s\n"
-                f"    attempt_timeout: 2s\n    deadline: 6s\n    methods: {{allow: ['*'], deny: ['anvil_*', 'evm_*']}}\n"
+                f"    attempt_timeout: 2s\n    deadline: 6s\n    hedge_after: 400ms\n    methods: {{allow: ['*'], deny: ['anvil_*', 'evm_*']}}\n"
                 f"    breaker: {{failure_threshold: 4, recovery_timeout: 5s}}\n    providers:\n"
             )
             for profile in profiles:

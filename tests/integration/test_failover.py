@@ -189,3 +189,28 @@ async def test_client_disconnect_cancels_the_attempt_without_blaming_the_provide
     assert await wait_for(lambda: p0.inflight == 0, timeout=2)
     assert p0.breaker.consecutive_failures == 0
     assert not any(e["kind"] == "failover" for e in lc.app.events.recent())
+
+
+async def test_hedging_answers_from_the_next_provider_while_the_first_choice_is_silent(start_livechain, proxies):
+    """hedge_after 100ms, attempt_timeout 3s: with p0 blackholed, each request is answered by p1 after about
+    the hedge delay instead of waiting out p0's attempt timeout; a healthy p0 answers alone (no hedge); the
+    beaten attempts still end in failures on p0's record."""
+    lc = await start_livechain(config_text(dev_chain(
+        proxies, hedge_after="100ms", attempt_timeout="3s", deadline="5s", health_interval="10s",
+        breaker="{failure_threshold: 50, recovery_timeout: 10s}",
+    )))
+    await ready(lc)
+    reply = await lc.rpc("eth_chainId")
+    assert reply["_provider"] == "p0" and reply["_attempts"] == 1
+    proxies[0].set(Fault(mode="blackhole"))
+    for i in range(5):
+        started = time.perf_counter()
+        reply = await lc.rpc("eth_getBalance", ["0x" + "00" * 20, "latest"], rid=i)
+        elapsed = time.perf_counter() - started
+        assert reply["result"] == "0x0" and reply["_provider"] == "p1" and reply["_attempts"] == 2
+        assert elapsed < 1.5, elapsed  # far below p0's 3 s attempt timeout
+    assert sum(1 for e in lc.app.events.recent() if e["kind"] == "hedge") == 5
+    p0 = lc.chain().provider("p0")
+    assert p0.inflight == 5  # the beaten attempts run on to their own timeout …
+    await wait_for(lambda: p0.inflight == 0, timeout=6)
+    assert p0.breaker.consecutive_failures == 5  # … and are recorded: a silent provider is still failing

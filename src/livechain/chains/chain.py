@@ -138,6 +138,7 @@ class Chain:
             )
 
     async def close(self) -> None:
+        self.forwarder.close()
         await self.tasks.close(timeout=5)
         await self.pool.close()
 

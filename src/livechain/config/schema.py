@@ -301,6 +301,7 @@ class ChainConfig(_Model):
     health_interval: Duration = 5.0
     ws_liveness: Duration = 10.0
     race_window: Duration = 30.0
+    hedge_after: Annotated[Duration | None, BeforeValidator(_empty_to_none)] = None  # None/"" = no hedging
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]

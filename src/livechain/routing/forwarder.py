@@ -7,6 +7,8 @@
   later provider means an earlier attempt delivered it: success with the transaction's hash.
 - eth_blockNumber is monotonic per chain: an answer lower than one already given is raised to it (the
   users' classic complaint with several providers a block apart).
+- Hedging (opt-in, `hedge_after`): an attempt still unanswered after that long is raced by the next
+  provider's; the first usable answer wins.
 - When every attempt failed: the last provider's own JSON-RPC reply if one was a real answer (e.g. every
   provider says the data is unavailable), else one error saying how many attempts failed — never a URL.
 - Cancellation (the client went away) propagates; it is never counted against a provider.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +63,7 @@ class Forwarder:
         self._events = events
         self._clock = clock
         self.highest_block_number = -1
+        self._stragglers: set[asyncio.Task] = set()
 
     def _monotonic_block_number(self, result: object) -> str | None:
         """eth_blockNumber never goes backwards for clients of this chain: a provider a block or two behind
@@ -89,6 +93,8 @@ class Forwarder:
                 f"no provider available for {method} on {self.pool.chain} (all circuits open or excluded)"
             )
         body = request.upstream_body(WIRE_ID if request.needs_wire_id else None)
+        if cfg.hedge_after is not None and pinned is None and len(plan) > 1:
+            return await self._hedged(request, body, plan, deadline, cfg.hedge_after)
         last: ProviderError | None = None
         answered: ProviderError | None = None  # the last failure that came with the provider's own reply
         attempts = 0
@@ -108,19 +114,114 @@ class Forwarder:
                         "failover", chain=self.pool.chain, provider=provider.id, reason=exc.kind, method=method
                     )
                 continue
-            if method == BLOCK_NUMBER and reply.error is None:
-                clamped = self._monotonic_block_number(reply.result)
-                if clamped is not None:
-                    return Forwarded(result_response(request.reply_id, clamped), provider.id, attempts)
-            if attempts > 1 and method == SEND_RAW_TRANSACTION and reply.error is not None:
-                if classify(reply.error) is ErrorMeaning.ALREADY_KNOWN:
-                    tx_hash = _tx_hash(request.params)
-                    if tx_hash is not None:
-                        return Forwarded(result_response(request.reply_id, tx_hash), provider.id, attempts)
-            return Forwarded(reply.for_client(request.reply_id), provider.id, attempts, reply)
+            return self._answer(request, provider, reply, attempts)
+        return self._failed(request, answered, last, attempts, deadline)
+
+    def _answer(self, request: Request, provider: Provider, reply: Reply, attempts: int) -> Forwarded:
+        """The client's reply from a provider's reply (monotonic eth_blockNumber, already-known transactions)."""
+        method = request.method
+        if method == BLOCK_NUMBER and reply.error is None:
+            clamped = self._monotonic_block_number(reply.result)
+            if clamped is not None:
+                return Forwarded(result_response(request.reply_id, clamped), provider.id, attempts)
+        if attempts > 1 and method == SEND_RAW_TRANSACTION and reply.error is not None:
+            if classify(reply.error) is ErrorMeaning.ALREADY_KNOWN:
+                tx_hash = _tx_hash(request.params)
+                if tx_hash is not None:
+                    return Forwarded(result_response(request.reply_id, tx_hash), provider.id, attempts)
+        return Forwarded(reply.for_client(request.reply_id), provider.id, attempts, reply)
+
+    def _failed(
+        self, request: Request, answered: ProviderError | None, last: ProviderError | None, attempts: int,
+        deadline: float,
+    ) -> Forwarded:
+        """Every attempt failed: the last real provider answer if there was one, else one routing error."""
+        cfg = self.pool.config
+        clock = self._clock
         if answered is not None:
             reply = answered.reply
             return Forwarded(reply.for_client(request.reply_id), answered.provider, attempts, reply)
         if clock.monotonic() >= deadline:
             raise DeadlineExceeded(attempts, cfg.deadline)
         raise AllAttemptsFailed(attempts, last)
+
+    async def _hedged(
+        self, request: Request, body: bytes, plan: list[Provider], deadline: float, hedge_after: float
+    ) -> Forwarded:
+        """Like the sequential path, but when the running attempt has not answered within `hedge_after`, the
+        next provider is started too; the first usable answer wins. The attempts it beat keep running to their
+        own end (their outcome is recorded); on cancellation or deadline they are cancelled (never counted
+        against a provider). A failed attempt starts the next one at once."""
+        cfg = self.pool.config
+        clock = self._clock
+        method = request.method
+        loop = asyncio.get_running_loop()
+        waiting = iter(plan)
+        running: dict[asyncio.Task, Provider] = {}
+        attempts = 0
+        last: ProviderError | None = None
+        answered: ProviderError | None = None
+
+        def launch() -> bool:
+            nonlocal attempts
+            provider = next(waiting, None)
+            remaining = deadline - clock.monotonic()
+            if provider is None or remaining <= 0:
+                return False
+            attempts += 1
+            task = loop.create_task(
+                provider.attempt(body, method, min(cfg.attempt_timeout, remaining)),
+                name=f"{self.pool.chain}/attempt/{provider.id}",
+            )
+            running[task] = provider
+            return True
+
+        launch()
+        try:
+            while running:
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(
+                    running, timeout=min(hedge_after, remaining), return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    if launch():
+                        self._events.publish("hedge", chain=self.pool.chain, method=method, attempts=attempts)
+                    continue
+                for task in done:
+                    provider = running.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        self._let_finish(running)
+                        running = {}
+                        return self._answer(request, provider, task.result(), attempts)
+                    if not isinstance(exc, ProviderError):
+                        raise exc
+                    last = exc
+                    if isinstance(exc.reply, Reply):
+                        answered = exc
+                    if launch():
+                        self._events.publish(
+                            "failover", chain=self.pool.chain, provider=provider.id, reason=exc.kind, method=method
+                        )
+        finally:
+            for task in running:  # the client went away, or the deadline passed: nobody wants these
+                task.cancel()
+        return self._failed(request, answered, last, attempts, deadline)
+
+    def _let_finish(self, running: dict[asyncio.Task, Provider]) -> None:
+        """Attempts that lost a hedge run to their own end (bounded by attempt_timeout), so a provider that
+        does not answer is still recorded as failing and its breaker can open. Owned here until done."""
+        for task in running:
+            self._stragglers.add(task)
+            task.add_done_callback(self._straggler_done)
+
+    def _straggler_done(self, task: asyncio.Task) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()  # recorded by the attempt itself; retrieved so it is never "unretrieved"
+
+    def close(self) -> None:
+        for task in list(self._stragglers):
+            task.cancel()
