@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,17 @@ from livechain.app import App
 from livechain.config import ConfigStore, parse_config
 from livechain.devnet import Anvil
 from livechain.faults import FaultProxy
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
+    """Poll a condition on real systems until it holds or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
+
 
 #: planted in provider URLs; must never leave Livechain (responses, headers, logs, /metrics)
 FAKE_KEY = "LCFAKEKEY0123456789abcdef"

@@ -44,7 +44,7 @@ from livechain.devnet import Anvil
 from livechain.faults import Fault, FaultProxy
 from livechain.routing.selection import eligible
 from tests.chaos.conftest import ROWS, Row, write_artifact
-from tests.conftest import FAKE_KEY, Livechain, chain_yaml, config_text, provider_yaml
+from tests.conftest import FAKE_KEY, Livechain, chain_yaml, config_text, provider_yaml, wait_for
 from tests.evm_helpers import DEV_ADDRESS
 from tests.ws.client import WsClient
 
@@ -118,13 +118,6 @@ SCENARIOS = [
 # ---------------------------------------------------------------------------------------------- harness
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 @dataclass

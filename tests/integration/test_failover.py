@@ -8,7 +8,7 @@ import time
 import pytest
 
 from livechain.faults import Fault
-from tests.conftest import FAKE_KEY, config_text, dev_chain
+from tests.conftest import FAKE_KEY, config_text, dev_chain, wait_for
 
 FAST = dict(
     attempt_timeout="400ms",
@@ -23,13 +23,6 @@ METHODS = [
 ]
 
 
-async def wait_for(predicate, timeout=8.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 async def ready(lc, chain="dev"):

@@ -268,16 +268,7 @@ class WsServerConnection(asyncio.Protocol):
             frame = _pack_16(0x81, 126, n) + payload
         else:
             frame = _pack_64(0x81, 127, n) + payload
-        if self._paused:
-            return self._enqueue(frame)
-        try:
-            self._transport.write(frame)  # type: ignore[union-attr]
-        except RuntimeError:  # uvloop: the transport died before connection_lost reached us
-            self._closing = True
-            return False
-        self.messages_out += 1
-        self.bytes_out += len(frame)
-        return True
+        return self.send_frame(frame)
 
     def send_frame(self, frame: bytes) -> bool:
         """Send a frame from `encode_text_frame()` (encode once, send to many). Same rules as `send_text`."""
