@@ -191,3 +191,19 @@ async def test_block_number_never_goes_backwards_across_providers(start_livechai
         assert answers == sorted(answers) and answers[-1] == int(await anvil.rpc("eth_blockNumber"), 16)
         providers_seen = {(await lc.rpc("eth_blockNumber", rid=i))["_provider"] for i in range(4)}
         assert providers_seen == {"live", "stale"}
+
+
+async def test_members_beyond_the_spec_are_not_forwarded_and_expect_continue_is_honoured(lc):
+    """A request with an extra member still works (anvil would reject the extra member: Livechain forwards a
+    clean re-encoding); a client that sends Expect: 100-continue gets the interim response first."""
+    body = b'{"jsonrpc":"2.0","id":9,"method":"eth_chainId","params":[],"pad":"' + b"x" * 100 + b'"}'
+    status, _, raw = await lc.post("/rpc/dev", body)
+    assert status == 200 and orjson.loads(raw) == {"jsonrpc": "2.0", "id": 9, "result": "0x7a69"}
+    reader, writer = await asyncio.open_connection("127.0.0.1", lc.app.port)
+    plain = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}'
+    writer.write(b"POST /rpc/dev HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(plain))
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(plain)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200")

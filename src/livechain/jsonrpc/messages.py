@@ -135,6 +135,8 @@ def parse_message(obj: Any, raw: bytes | None = None, *, exact: bool = True) -> 
         return Invalid(reply_id, InvalidRequest('invalid request: "params" must be an array or an object'))
     if "params" in obj and params is None:
         return Invalid(reply_id, InvalidRequest('invalid request: "params" must be an array or an object'))
+    if raw is not None and len(obj) != 2 + (rid is not NO_ID) + ("params" in obj):
+        raw = None  # members beyond the spec's: forward a clean re-encoding (some providers reject extras)
     return Request(method, params, rid, raw if exact and rid is not None else None, exact)
 
 

@@ -310,6 +310,8 @@ class HttpConnection(asyncio.Protocol):
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
             self._too_large()
+        if self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # clients that wait for it (curl > 1 MB)
 
     def on_body(self, body: bytes) -> None:
         if self._rejected:
