@@ -126,6 +126,16 @@ class AttemptTimeout(ProviderError):
     kind = "timeout"
 
 
+class PoolSaturated(AttemptTimeout):
+    """Every connection to the provider stayed busy: the attempt ran out of time waiting for one, or got one
+    too late to be answered in time. That is Livechain's own queue (a burst bigger than `max_connections`),
+    not evidence against the provider — the requests that did not wait judge it. Fails over; neither a
+    breaker failure nor a mark on the provider's score."""
+
+    kind = "saturated"
+    breaker_failure = False
+
+
 class BadResponse(ProviderError):
     """HTTP 5xx, a body that is not JSON-RPC, an oversized body."""
 

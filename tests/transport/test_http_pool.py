@@ -20,7 +20,14 @@ import pytest
 import trustme
 import uvloop
 
-from livechain.errors import AttemptTimeout, BadResponse, ConnectFailed, ProviderError, TransportError
+from livechain.errors import (
+    AttemptTimeout,
+    BadResponse,
+    ConnectFailed,
+    PoolSaturated,
+    ProviderError,
+    TransportError,
+)
 from livechain.transport import HttpPool, HttpResponse
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -327,17 +334,36 @@ async def test_waiting_callers_are_served_in_fifo_order() -> None:
 
 @on_both_loops
 async def test_a_caller_waiting_for_a_slot_times_out_and_leaves_the_queue() -> None:
-    """The timeout covers waiting for a slot: AttemptTimeout, the waiter is gone, the pool still works."""
+    """The timeout covers waiting for a slot: PoolSaturated (our queue, not the provider's timeout: no breaker
+    failure), the waiter is gone, the pool still works."""
     async with Server() as server, pool_for(server.url, max_connections=1) as pool:
         holder = asyncio.ensure_future(pool.post(b"a", timeout=3, headers=do("slow:0.2")))
         await asyncio.sleep(0.02)
-        with pytest.raises(AttemptTimeout) as caught:
+        with pytest.raises(PoolSaturated) as caught:
             await pool.post(b"b", timeout=0.05)
-        assert caught.value.provider == "prov"
+        assert caught.value.provider == "prov" and "no free connection" in caught.value.message
+        assert not caught.value.breaker_failure and caught.value.failover
         assert pool.stats()["waiting"] == 0
         assert (await holder).body == b"a"
         assert (await pool.post(b"c", timeout=2)).body == b"c"
         assert pool.stats()["created"] == 1
+
+
+@on_both_loops
+async def test_a_caller_that_got_its_connection_too_late_to_be_answered_in_time_is_saturated() -> None:
+    """Waited for the slot, then the reply did not come within what was left: PoolSaturated. The same slow
+    reply to a caller that did not wait is the provider's AttemptTimeout."""
+    async with Server() as server, pool_for(server.url, max_connections=1) as pool:
+        holder = asyncio.ensure_future(pool.post(b"a", timeout=3, headers=do("slow:0.15")))
+        await asyncio.sleep(0.02)
+        with pytest.raises(PoolSaturated) as caught:  # waits ~0.13 s, then 0.15 s more would be needed
+            await pool.post(b"b", timeout=0.25, headers=do("slow:0.15"))
+        assert "after waiting for a free connection" in caught.value.message
+        assert (await holder).body == b"a"
+        with pytest.raises(AttemptTimeout) as direct:
+            await pool.post(b"c", timeout=0.1, headers=do("slow:0.3"))
+        assert type(direct.value) is AttemptTimeout and direct.value.breaker_failure
+        assert (await pool.post(b"d", timeout=2)).body == b"d"
 
 
 @on_both_loops

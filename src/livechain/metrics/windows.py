@@ -25,12 +25,13 @@ OUTCOMES: tuple[str, ...] = (
     "unsupported",
     "unavailable",
     "client_timeout",
+    "saturated",
 )
 OUTCOME_INDEX = {name: i for i, name in enumerate(OUTCOMES)}
 SUCCESS_OUTCOMES = frozenset({"ok", "rpc_error"})
 _SUCCESS_IDX = (OUTCOME_INDEX["ok"], OUTCOME_INDEX["rpc_error"])
 #: outcomes that are the client's cost or the provider's policy: they don't lower a score
-NEUTRAL_OUTCOMES = frozenset({"client_timeout", "rate_limited", "unsupported"})
+NEUTRAL_OUTCOMES = frozenset({"client_timeout", "rate_limited", "unsupported", "saturated"})
 
 
 class Slot:

@@ -19,6 +19,7 @@ from livechain.errors import (
     AttemptTimeout,
     BadResponse,
     MethodUnsupported,
+    PoolSaturated,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -156,7 +157,9 @@ class Provider:
                 reply = self._classify(response)
             except ProviderError as exc:
                 outcome = exc.kind
-                if isinstance(exc, AttemptTimeout) and method in EXPENSIVE:
+                if isinstance(exc, PoolSaturated):
+                    self.breaker.release(permit)  # our own queue: says nothing about the provider
+                elif isinstance(exc, AttemptTimeout) and method in EXPENSIVE:
                     outcome = "client_timeout"  # the client's heavy query: not the provider's fault
                     self.breaker.release(permit)
                 elif exc.breaker_failure:

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 import httptools
 
-from livechain.errors import AttemptTimeout, BadResponse, ConnectFailed, TransportError
+from livechain.errors import AttemptTimeout, BadResponse, ConnectFailed, PoolSaturated, TransportError
 
 __all__ = ["HttpPool", "HttpResponse"]
 
@@ -405,13 +405,24 @@ class HttpPool:
         else:
             data = b"".join((self._head_cl, b"%d\r\n\r\n" % len(body), body))
 
+        waited = False
         conn = self._pop_idle(loop) if self._idle else None
-        if conn is None:
-            conn = await self._obtain(loop, deadline, timeout)
         try:
+            if conn is None:
+                waited = self._count >= self._max
+                conn = await self._obtain(loop, deadline, timeout)
             return await self._exchange(loop, conn, data, deadline, timeout)
         except _Stale:
             pass
+        except AttemptTimeout as exc:
+            if waited and not isinstance(exc, PoolSaturated):
+                # part of the time went to our own queue (waiting for a connection, or for a slot and then
+                # connecting in what was left): not the provider's timeout
+                raise PoolSaturated(
+                    f"{self._name}: no reply within {timeout:g}s after waiting for a free connection",
+                    provider=self._name,
+                ) from None
+            raise
         # The provider closed this kept-alive connection before replying: nothing of the reply was seen,
         # so send once more on a fresh connection, in the same slot.
         if self._closed or conn.dropped:
@@ -572,7 +583,7 @@ class HttpPool:
     def _expire_waiter(self, waiter: asyncio.Future, timeout: float) -> None:
         if not waiter.done():
             waiter.set_exception(
-                AttemptTimeout(f"{self._name}: no free connection within {timeout:g}s", provider=self._name)
+                PoolSaturated(f"{self._name}: no free connection within {timeout:g}s", provider=self._name)
             )
 
     def _give_back(self, got: _Conn | None) -> None:
