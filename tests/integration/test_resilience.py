@@ -13,7 +13,7 @@ import orjson
 from livechain.devnet import Anvil
 from livechain.failsafe.supervise import restarts
 from livechain.faults import Fault
-from tests.conftest import chain_yaml, config_text, dev_chain, provider_yaml
+from tests.conftest import chain_yaml, config_text, dev_chain, provider_yaml, wait_for
 from tests.integration.test_persistence import start_process
 
 BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}'
@@ -124,6 +124,27 @@ async def test_expensive_queries_that_time_out_do_not_trip_breakers(start_livech
     assert any(p.breaker.state.value == "open" for p in chain.pool.providers)
 
 
+async def test_a_burst_bigger_than_the_providers_pool_fails_over_without_tripping_its_breaker(start_livechain, proxies):
+    """p0 (first by priority) has 2 upstream connections and answers in 300 ms; 40 concurrent requests with a
+    1 s attempt timeout: the ones that waited in Livechain's queue fail over to p1 as `saturated` — all 40 are
+    answered, p0's breaker stays closed and none of its outcomes is a provider timeout."""
+    chain_text = dev_chain(
+        proxies, attempt_timeout="1s", deadline="5s", health_interval="10s",
+        breaker="{failure_threshold: 2, recovery_timeout: 5s}",
+    ).replace("priority: 0}", "priority: 0, max_connections: 2}")
+    lc = await start_livechain(config_text(chain_text))
+    chain = lc.chain()
+    assert await wait_for(lambda: all(p.chain_id_ok and p.head is not None for p in chain.pool.providers))
+    proxies[0].set(Fault(latency_ms=300))
+    replies = await asyncio.gather(*(lc.rpc("eth_chainId", rid=i) for i in range(40)))
+    assert [r.get("result") for r in replies] == ["0x7a69"] * 40
+    providers = [r["_provider"] for r in replies]
+    assert "p0" in providers and "p1" in providers
+    outcomes = chain.store.rpc()["p0"]["eth_chainId"]
+    assert chain.pool.providers[0].breaker.state.value == "closed", (outcomes, [e for e in chain.pool.providers[0].last_errors if e["kind"] != "saturated"])
+    assert set(outcomes["failures"]) == {"saturated"}, outcomes
+    assert [r.get("result") for r in await asyncio.gather(*(lc.rpc("eth_chainId", rid=i) for i in range(2)))] == ["0x7a69"] * 2
+
 async def test_slowloris_idle_and_per_address_connection_limits(start_livechain, proxies):
     lc = await start_livechain(config_text(
         dev_chain(proxies),
@@ -151,7 +172,7 @@ async def test_slowloris_idle_and_per_address_connection_limits(start_livechain,
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     refused = await asyncio.wait_for(reader.read(), 3)
-    assert refused.startswith(b"HTTP/1.1 429") and orjson.loads(refused.split(b"\r\n\r\n", 1)[1])["error"]["code"] == -32600
+    assert refused.startswith(b"HTTP/1.1 429") and orjson.loads(refused.split(b"\r\n\r\n", 1)[1])["error"]["code"] == -32005
     for _, w in held:
         w.close()
     writer.close()
@@ -178,3 +199,45 @@ async def test_an_abusive_client_is_limited_while_others_are_served(start_livech
     assert flooded.count(429) >= 100
     assert served == [200] * 20
 
+
+
+async def test_request_headers_over_64_kib_get_431_with_a_json_rpc_body_and_the_connection_closes(start_livechain, proxies):
+    lc = await start_livechain(config_text(dev_chain(proxies)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", lc.app.port)
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000) for i in range(70))  # ~71 KiB of headers
+    writer.write(b"POST /rpc/dev HTTP/1.1\r\nHost: x\r\n" + filler + b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY))
+    answer = await asyncio.wait_for(reader.read(), 5)  # read() to EOF: the server closes after answering
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 431")
+    assert orjson.loads(body)["error"]["code"] == -32600
+    writer.close()
+    assert (await lc.post("/rpc/dev", BODY))[0] == 200  # the next client is unaffected
+
+
+async def test_a_websocket_with_256_requests_in_flight_gets_32005_for_more_and_stays_usable(start_livechain, proxies):
+    chain = dev_chain(proxies, attempt_timeout="5s", deadline="10s")
+    # enough upstream connections that all 256 are in flight at the provider at once (the default pool is 32)
+    lc = await start_livechain(config_text(chain.replace(", priority:", ", max_connections: 300, priority:")))
+    for proxy in proxies:
+        proxy.set(Fault(latency_ms=1500))  # every answer takes 1.5 s: requests pile up in flight
+    sent = 300
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://127.0.0.1:{lc.app.port}/ws/rpc/dev") as ws:
+        for i in range(sent):
+            await ws.send_str(f'{{"jsonrpc":"2.0","id":{i},"method":"eth_chainId"}}')
+        async def receive() -> dict | list:
+            return orjson.loads((await ws.receive(timeout=20)).data)
+
+        refused = [await receive() for _ in range(sent - 256)]  # at once, while the first 256 are in flight
+        assert [r["id"] for r in refused] == list(range(256, sent))
+        assert all(r["error"]["code"] == -32005 and "in flight" in r["error"]["message"] for r in refused)
+        # a batch while they still fly: one error per item with an id, none for the notification
+        await ws.send_str('[{"jsonrpc":"2.0","id":"b1","method":"eth_chainId"},{"jsonrpc":"2.0","method":"eth_chainId"}]')
+        batch = await receive()
+        assert [(r["id"], r["error"]["code"]) for r in batch] == [("b1", -32005)]
+        answered = [await receive() for _ in range(256)]
+        assert sorted(r["id"] for r in answered) == list(range(256))
+        assert all(r.get("result") == "0x7a69" for r in answered), [r for r in answered if "error" in r][:3]
+        for proxy in proxies:
+            proxy.set(Fault())
+        await ws.send_str('{"jsonrpc":"2.0","id":"after","method":"eth_chainId"}')
+        assert orjson.loads((await ws.receive(timeout=10)).data) == {"jsonrpc": "2.0", "id": "after", "result": "0x7a69"}

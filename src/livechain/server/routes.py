@@ -108,7 +108,7 @@ class Routes:
 
     def error_response(self, status: int, message: str) -> Response:
         code = -32600 if status < 500 else -32603
-        if status == 413:
+        if status in (413, 429):  # a limit, like the rate limits' -32005
             code = -32005
         body = error_body(_EdgeError(code, message))
         return Response(status, body, close=status in (400, 408, 413, 431))

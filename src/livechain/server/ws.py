@@ -98,7 +98,7 @@ class RpcSession:
             self._send_opt(self._answer_local(parsed))  # nothing to await: answered in order, no task
             return
         if len(self._tasks) >= MAX_INFLIGHT:
-            self._send(error_body(LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection")))
+            self._refuse(parsed, LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection"))
             return
         if isinstance(parsed, Request):
             self._spawn(self._single(parsed))
@@ -108,6 +108,17 @@ class RpcSession:
                 self._send(error_body(LimitExceeded(f"batch of {len(parsed)} requests exceeds this chain's limit of {limit}")))
                 return
             self._spawn(self._batch(parsed))
+
+    def _refuse(self, parsed: Request | list[Request | Invalid], exc: LivechainError) -> None:
+        """One error per request that has an id, so a client can match (and retry) each; null when none has."""
+        if isinstance(parsed, Request):
+            self._send(error_body(exc, parsed.reply_id))
+            return
+        ids = [item.id for item in parsed if not (isinstance(item, Request) and item.notification)]
+        if ids:
+            self._send(b"[" + b",".join(error_body(exc, rid) for rid in ids) + b"]")
+        else:
+            self._send(error_body(exc))
 
     # ------------------------------------------------------------------ requests
 
