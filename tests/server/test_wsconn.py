@@ -367,6 +367,39 @@ async def test_frames_sent_right_behind_the_handshake_are_not_lost() -> None:
 # ---------------------------------------------------------------------------------------------- errors
 
 
+async def client_still_sending_an_over_size_message_gets_the_1009_close_frame() -> None:
+    """The server fails the connection at the frame header of an over-size message while the client is still
+    sending its body: the client must still get the 1009 close frame (a server that closed the socket outright
+    would make the kernel answer the rest with RST, and the client would see a reset — 1006). The server
+    half-closes, drains, and closes once the client has closed its side."""
+    async with WsServer(WsSettings(max_message_bytes=64 * 1024, close_timeout=2.0)) as server:
+        for _ in range(3):
+            client = await RawClient.open(server.port)
+            session = await server.next_session()
+            body = b"x" * (4 * 1024 * 1024)
+            client.frames.send_text(body)
+            data = b"".join(client.frames.data_to_send())
+            client.send(data[:16 * 1024])
+            await asyncio.sleep(0.1)  # the server has read the header and failed the connection by now
+            for at in range(16 * 1024, len(data), 256 * 1024):  # the client goes on sending the message
+                client.send(data[at:at + 256 * 1024])
+                await asyncio.sleep(0.005)
+            try:
+                close = await client.read_until_close()
+            except ConnectionResetError as exc:
+                raise AssertionError("the connection was reset before the close frame could be read") from exc
+            assert (close.code, close.reason) == (1009, "message too big")
+            client.writer.close()  # the client closes its side: the server's transport closes at once
+            assert await session.wait_closed(1.0) == (1009, "message too big")
+
+
+test_a_client_still_sending_an_over_size_message_gets_the_1009_close_frame = on_both_loops(
+    client_still_sending_an_over_size_message_gets_the_1009_close_frame
+)
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
 async def test_a_message_over_the_limit_closes_with_1009() -> None:
     """A message larger than max_message_bytes (here split over fragments) closes with 1009 'message too big'."""
     async with WsServer(WsSettings(max_message_bytes=64 * 1024)) as server:

@@ -446,9 +446,17 @@ class WsServerConnection(asyncio.Protocol):
                     if chunk:
                         if not transport.is_closing():
                             transport.write(chunk)
+                    elif frames.close_rcvd is None and transport.can_write_eof():
+                        # the server failed the connection (1002, 1007, 1009) while the client may still be
+                        # sending — the rest of an over-size message, say. Closing outright would make the
+                        # kernel answer those bytes with RST, and the client could lose the close frame
+                        # (1006 instead of 1009; found by scripts/fuzz_long.py). So half-close: the close
+                        # frame, then FIN; read on, discarding, until the client closes its side (the
+                        # transport then closes itself) or `close_timeout` aborts it.
+                        transport.write_eof()
                     else:
-                        # the server closes the TCP connection once the close handshake is complete (or
-                        # failed); close() still flushes the buffer (the close frame) first
+                        # the close handshake is complete: the server closes the TCP connection first
+                        # (RFC 6455 §7.1.1); close() still flushes the buffer (the close frame) first
                         transport.close()
             except RuntimeError:  # uvloop: the transport died before connection_lost reached us
                 self._closing = True
