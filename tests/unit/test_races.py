@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import orjson
 
 from livechain.clock import ManualClock
 from livechain.metrics.scoring import race_factors, race_score
@@ -206,3 +209,64 @@ async def test_logs_feed_removes_orphaned_logs_then_backfills_the_new_branch():
     assert sent[4]["blockHash"] == new3["hash"] and not sent[4].get("removed")
     assert len(sent) == 5
     assert chain.fetches[-1][1][0]["address"] == ["0x" + "11" * 20]
+
+
+async def test_logs_backfill_after_a_long_outage_goes_in_provider_sized_ranges_and_halves_on_refusal():
+    """2,400 blocks missed while no provider was subscribed: eth_getLogs in contiguous ranges of at most
+    BACKFILL_SPAN blocks; a provider that refuses more than 300 blocks per query (as public nodes do) makes
+    the span halve until it is accepted. Every missed log arrives once, in order."""
+    chain = Chain()
+    refused: list[tuple[int, int]] = []
+    plain_fetch = chain.fetch
+
+    async def limited_fetch(method: str, params: list):
+        if method == "eth_getLogs":
+            lo, hi = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            if hi - lo + 1 > 300:
+                chain.fetches.append((method, params))
+                refused.append((lo, hi))
+                raise ValueError("query exceeds max block range 300")
+        return await plain_fetch(method, params)
+
+    tracker, _, tasks = tracker_for(chain)
+    store = BenchmarkStore("c", clock=ManualClock())
+
+    def spawn(name, coro):
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        tasks.append(task)
+        return task
+
+    feed = LogsFeed(["logs", {}], ("logs",), store, tracker, limited_fetch, spawn, "c/logs")
+    sent: list[dict] = []
+
+    class Sink:
+        def send_notification(self, sid, payload):
+            sent.append(orjson.loads(payload))
+
+    feed.attach(Sink(), b"0x1")
+    feed.bind("p", "0xup", 0)
+    tracker.arrive(chain.add(block(1)))
+    feed.unbind("p")  # every provider lost: what happens now must be backfilled
+    for n in range(2, 2402):
+        tracker.arrive(chain.add(block(n)))
+    chain.logs = [
+        {"blockHash": chain.by_number[n]["hash"], "blockNumber": hex(n), "logIndex": "0x0", "address": "0x" + "22" * 20}
+        for n in range(2, 2402, 7)
+    ]
+    feed.bind("p", "0xup", 0)
+    tracker.arrive(chain.add(block(2402)))
+    await settle(tasks)
+    for _ in range(500):  # the halvings' backoff sleeps add up to well under a second
+        if feed._worker is not None and feed._worker.done():
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the backfill never finished: it keeps asking for ranges the provider refuses")
+    ranges = [(int(p[0]["fromBlock"], 16), int(p[0]["toBlock"], 16)) for m, p in chain.fetches if m == "eth_getLogs"]
+    accepted = [r for r in ranges if r not in refused]
+    assert ranges[0] == (2, 1001) and refused[:2] == [(2, 1001), (2, 501)]  # 1,000 → 500 → 250 blocks
+    assert all(hi - lo + 1 <= 250 for lo, hi in accepted)
+    assert accepted[0][0] == 2 and accepted[-1][1] == 2402
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(accepted))  # contiguous, no overlap
+    assert [int(e["blockNumber"], 16) for e in sent] == list(range(2, 2402, 7))
+    assert feed.backfilled == len(sent)

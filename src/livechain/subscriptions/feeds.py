@@ -34,6 +34,10 @@ from livechain.subscriptions.heads import HeadTracker
 log = logging.getLogger("livechain.subscriptions")
 
 LOG_HISTORY_BLOCKS = 128
+#: blocks per backfill eth_getLogs — within the range limit of every common provider (public nodes allow
+#: 1,000–10,000). A failed query halves the span for the rest of that backfill (a range or result-size limit
+#: is the likely cause), down to one block.
+BACKFILL_SPAN = 1_000
 #: a live log waits for its block's head at most this long / this many blocks, then goes out anyway
 WAIT_SECONDS = 10.0
 WAIT_BLOCKS = 64
@@ -261,13 +265,17 @@ class LogsFeed(Feed):
         self._backfill_from = start if self._backfill_from is None else min(self._backfill_from, start)
 
     async def _backfill(self) -> None:
+        """Fetch the wanted range in order, `span` blocks per query; a reorg or outage that lowers
+        `_backfill_from` meanwhile is picked up by the next iteration."""
         backoff = Backoff(base=0.2, cap=5.0)
+        span = BACKFILL_SPAN
         while self._backfill_from is not None:
             start, self._backfill_from = self._backfill_from, None
             end = self.tracker.last_number
             if end is None or end < start:
                 break
-            query = {**self.filter, "fromBlock": hex(start), "toBlock": hex(end)}
+            stop = min(end, start + span - 1)
+            query = {**self.filter, "fromBlock": hex(start), "toBlock": hex(stop)}
             query.pop("blockHash", None)
             try:
                 found = await self._fetch("eth_getLogs", [query])
@@ -275,14 +283,19 @@ class LogsFeed(Feed):
                 raise
             except Exception as exc:
                 self._want(start)
+                span = max(1, span // 2)
                 delay = backoff.next()
                 log.warning(
                     "logs backfill failed; retrying",
-                    extra={"feed": self.name, "error": type(exc).__name__, "delay_s": round(delay, 3)},
+                    extra={
+                        "feed": self.name, "error": type(exc).__name__, "delay_s": round(delay, 3), "span": span
+                    },
                 )
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if stop < end:
+                self._want(stop + 1)
             if isinstance(found, list):
                 found.sort(key=lambda e: (hex_number(e.get("blockNumber")) or 0, hex_number(e.get("logIndex")) or 0))
                 before = self.delivered
