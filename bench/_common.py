@@ -280,16 +280,18 @@ def write_result(name: str, data: dict) -> str:
     return str(path)
 
 
-def start_minimal_proxy(upstream_url: str) -> tuple[Child, int]:
-    """bench/minimal_proxy.py (Livechain's edge + pool, no features) as its own process."""
-    proc = subprocess.Popen(
-        [PYTHON, str(ROOT / "bench" / "minimal_proxy.py"), upstream_url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+def start_port_child(argv: list[str], name: str) -> tuple[Child, int]:
+    """A helper process that binds port 0 and prints `PORT <n>` on its first line, ready to use."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("PORT "):
         proc.kill()
-        raise RuntimeError("minimal proxy did not start")
+        raise RuntimeError(f"{name} did not start")
     port = int(line.split()[1])
     wait_port(port, proc=proc)
-    return Child(proc, "minimal"), port
+    return Child(proc, name), port
+
+
+def start_minimal_proxy(upstream_url: str) -> tuple[Child, int]:
+    """bench/minimal_proxy.py (Livechain's edge + pool, no features) as its own process."""
+    return start_port_child([PYTHON, str(ROOT / "bench" / "minimal_proxy.py"), upstream_url], "minimal")

@@ -49,7 +49,7 @@ from _common import (
     percentile,
     rss_bytes,
     start_livechain,
-    wait_port,
+    start_port_child,
     workdir,
     write_result,
 )
@@ -324,20 +324,10 @@ uvloop.run(main())
 
 
 def start_relay(d: str, upstream_port: int) -> tuple[Child, int]:
-    import subprocess
-
     path = os.path.join(d, "relay.py")
     with open(path, "w") as f:
         f.write(_RELAY)
-    proc = subprocess.Popen([PYTHON, path, f"ws://127.0.0.1:{upstream_port}", str(PROVIDERS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError("relay did not start")
-    port = int(line.split()[1])
-    wait_port(port, proc=proc)
-    return Child(proc, "relay"), port
+    return start_port_child([PYTHON, path, f"ws://127.0.0.1:{upstream_port}", str(PROVIDERS)], "relay")
 
 
 # ---------------------------------------------------------------------------------------------- one measurement

@@ -6,12 +6,13 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import uvloop
 
 from livechain import log as logsetup
 from livechain.app import App
@@ -28,6 +29,23 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: f
             return True
         await asyncio.sleep(step)
     return predicate()
+
+
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> Callable[[str], None]:
+    """A test that runs an async scenario (no fixtures) on the stdlib loop and on uvloop, which production
+    runs, within 10 s each."""
+
+    @pytest.mark.parametrize("loop", list(LOOPS))
+    def test(loop: str) -> None:
+        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+            runner.run(asyncio.wait_for(scenario(), 10))
+
+    test.__name__ = test.__qualname__ = scenario.__name__
+    test.__doc__ = scenario.__doc__
+    return test
 
 
 #: planted in provider URLs; must never leave Livechain (responses, headers, logs, /metrics)

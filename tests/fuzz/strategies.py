@@ -17,12 +17,14 @@ import builtins
 import contextlib
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 BATCH_LIMIT = 100  # the fuzzed chain's batch_limit (the default)
@@ -32,6 +34,19 @@ MAX_WS_MESSAGE = 1024 * 1024  # server.ws.max_message_bytes (the default)
 
 #: the recursion limit before Hypothesis raises it (by 2000) around every test it runs
 PRODUCTION_RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+def fuzz_settings(examples: int) -> settings:
+    """The suite's Hypothesis settings: `examples` inputs (or FUZZ_EXAMPLES), a fixed sequence unless
+    FUZZ_RANDOM is set (then new inputs), no shrinking — a failure reports the input as generated."""
+    return settings(
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", str(examples))),
+        derandomize=os.environ.get("FUZZ_RANDOM") is None,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @contextlib.contextmanager

@@ -11,11 +11,9 @@ process started with (`production_recursion_limit`). `derandomize=True` keeps `m
 
 from __future__ import annotations
 
-import os
-
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import event, given
 
 from tests.conftest import FAKE_KEY
 from tests.fuzz.strategies import (
@@ -24,18 +22,12 @@ from tests.fuzz.strategies import (
     check_body,
     expect,
     fuzz_config,
+    fuzz_settings,
     payloads,
     production_recursion_limit,
 )
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "1000")),
-    derandomize=os.environ.get("FUZZ_RANDOM") is None,  # FUZZ_RANDOM=1 explores new inputs
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure reports the input as generated
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(1000)
 PING = b'{"jsonrpc":"2.0","id":"ping","method":"eth_chainId","params":[]}'
 
 

@@ -9,11 +9,10 @@ Same harness as test_fuzz_http.py: in-process Livechain (start_livechain) in fro
 from __future__ import annotations
 
 import asyncio
-import os
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
@@ -24,19 +23,13 @@ from tests.fuzz.strategies import (
     Payload,
     WsJudge,
     fuzz_config,
+    fuzz_settings,
     payloads,
     production_recursion_limit,
     raw_ws_frames,
 )
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "800")),
-    derandomize=os.environ.get("FUZZ_RANDOM") is None,  # FUZZ_RANDOM=1 explores new inputs
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure reports the input as generated
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(800)
 
 
 @pytest.fixture
@@ -81,7 +74,7 @@ def _fragments(data: bytes, cuts: list[int]) -> list[bytes]:
     return frames
 
 
-@settings(FUZZ, max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")))
+@fuzz_settings(40)
 @given(
     valid=st.booleans(),
     bad=st.lists(st.sampled_from(BAD_UTF8), min_size=1, max_size=3).map(b"".join),

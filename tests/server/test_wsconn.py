@@ -12,11 +12,9 @@ import asyncio
 import base64
 import os
 import socket
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CLOSE, PING, TEXT, Close, Frame
@@ -26,22 +24,7 @@ from websockets.streams import StreamReader
 
 from livechain.server.http import ConnectionTracker, HttpConnection, Limits, Request, Response
 from livechain.server.wsconn import WsServerConnection, WsSettings, accept_upgrade, encode_text_frame
-
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> Callable[[str], None]:
-    """Run an async scenario on the stdlib loop and on uvloop (production runs uvloop)."""
-
-    @pytest.mark.parametrize("loop", list(LOOPS))
-    def test(loop: str) -> None:
-        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-            runner.run(asyncio.wait_for(scenario(), 10))
-
-    test.__name__ = test.__qualname__ = scenario.__name__
-    test.__doc__ = scenario.__doc__
-    return test
-
+from tests.conftest import on_both_loops
 
 # ---------------------------------------------------------------------------------------------- server
 

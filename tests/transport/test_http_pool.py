@@ -14,11 +14,10 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trustme
-import uvloop
 
 from livechain.errors import (
     AttemptTimeout,
@@ -29,20 +28,7 @@ from livechain.errors import (
     TransportError,
 )
 from livechain.transport import HttpPool, HttpResponse
-
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-def on_both_loops(scenario: Callable[[], Awaitable[None]]) -> Callable[[str], None]:
-    @pytest.mark.parametrize("loop", list(LOOPS))
-    def test(loop: str) -> None:
-        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-            runner.run(asyncio.wait_for(scenario(), 5))
-
-    test.__name__ = test.__qualname__ = scenario.__name__
-    test.__doc__ = scenario.__doc__
-    return test
-
+from tests.conftest import LOOPS, on_both_loops
 
 # ---------------------------------------------------------------------------------------------- server
 

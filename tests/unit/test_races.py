@@ -125,6 +125,26 @@ def tracker_for(chain: Chain) -> tuple[HeadTracker, Recorder, list]:
     return tracker, rec, tasks
 
 
+def logs_feed(tracker: HeadTracker, tasks: list, filter_: dict, fetch) -> tuple[LogsFeed, list[dict]]:
+    """A logs feed on `tracker` with one client attached; returns it and the list of what the client got."""
+
+    def spawn(name, coro):
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        tasks.append(task)
+        return task
+
+    store = BenchmarkStore("c", clock=ManualClock())
+    feed = LogsFeed(["logs", filter_], ("logs",), store, tracker, fetch, spawn, "c/logs")
+    sent: list[dict] = []
+
+    class Sink:
+        def send_notification(self, sid, payload):
+            sent.append(orjson.loads(payload))
+
+    feed.attach(Sink(), b"0x1")
+    return feed, sent
+
+
 async def settle(tasks):
     for _ in range(50):
         await asyncio.sleep(0)
@@ -175,23 +195,7 @@ async def test_logs_feed_removes_orphaned_logs_then_backfills_the_new_branch():
     then the new branch's logs, fetched with eth_getLogs over the subscription's own filter."""
     chain = Chain()
     tracker, _, tasks = tracker_for(chain)
-    store = BenchmarkStore("c", clock=ManualClock())
-
-    def spawn(name, coro):
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        tasks.append(task)
-        return task
-
-    feed = LogsFeed(["logs", {"address": ["0x" + "11" * 20]}], ("logs",), store, tracker, chain.fetch, spawn, "c/logs")
-    sent: list[dict] = []
-
-    class Sink:
-        def send_notification(self, sid, payload):
-            import orjson
-
-            sent.append(orjson.loads(payload))
-
-    feed.attach(Sink(), b"0x1")
+    feed, sent = logs_feed(tracker, tasks, {"address": ["0x" + "11" * 20]}, chain.fetch)
     feed.bind("p", "0xup", 0)
     for n in range(1, 4):
         b = chain.add(block(n))
@@ -229,21 +233,7 @@ async def test_logs_backfill_after_a_long_outage_goes_in_provider_sized_ranges_a
         return await plain_fetch(method, params)
 
     tracker, _, tasks = tracker_for(chain)
-    store = BenchmarkStore("c", clock=ManualClock())
-
-    def spawn(name, coro):
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        tasks.append(task)
-        return task
-
-    feed = LogsFeed(["logs", {}], ("logs",), store, tracker, limited_fetch, spawn, "c/logs")
-    sent: list[dict] = []
-
-    class Sink:
-        def send_notification(self, sid, payload):
-            sent.append(orjson.loads(payload))
-
-    feed.attach(Sink(), b"0x1")
+    feed, sent = logs_feed(tracker, tasks, {}, limited_fetch)
     feed.bind("p", "0xup", 0)
     tracker.arrive(chain.add(block(1)))
     feed.unbind("p")  # every provider lost: what happens now must be backfilled
