@@ -11,6 +11,10 @@ States: ``pipe`` (forwarding bytes; the upstream may still be connecting), ``inj
 `HttpInjector` answers requests, see http_inject.py), ``reset_on_data`` (RST at the first client byte),
 ``frozen`` (blackhole: read and discard both ways, never answer, never close) and ``closed``.
 ``stalled`` is a flag on pipe/inject: client bytes still go upstream, nothing comes back.
+
+What a connection needs from the proxy that accepted it is the `ConnectionOwner` protocol below
+(`FaultProxy` implements it): the target address, the fault drawn for it, its delay, a task owner and the
+shared `Counters`. Neither side touches the other's private members.
 """
 
 from __future__ import annotations
@@ -18,20 +22,58 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from livechain.faults.delay import DelayLine
-from livechain.faults.faults import HTTP_MODES
+from livechain.faults.faults import HTTP_MODES, Fault
 from livechain.faults.http_inject import HttpInjector, looks_like_plain_http
 
-if TYPE_CHECKING:
-    from livechain.faults.proxy import FaultProxy
-
-__all__ = ["CLOSE", "EOF", "RESET", "Connection", "rst_abort"]
+__all__ = ["CLOSE", "EOF", "RESET", "Connection", "ConnectionOwner", "Counters", "rst_abort"]
 
 EOF, CLOSE, RESET = object(), object(), object()  # markers queued behind data in the down path
 PENDING_HIGH = 1 << 20  # client bytes buffered while the upstream connects before client reading pauses
 _LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class Counters:
+    """Traffic counters of one proxy, written by its connections (`FaultProxy.stats` reports them)."""
+
+    __slots__ = ("bytes_down", "bytes_up", "connections_total", "faults_applied")
+
+    def __init__(self) -> None:
+        self.connections_total = self.bytes_up = self.bytes_down = self.faults_applied = 0
+
+
+class ConnectionOwner(Protocol):
+    """What a `Connection` (and its `HttpInjector`) needs from the proxy that accepted it."""
+
+    @property
+    def target_host(self) -> str: ...
+
+    @property
+    def target_port(self) -> int: ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    def adopt(self, conn: Connection) -> None:
+        """A new connection is live: track it (for `set()`, `drop_connections()`, `stop()`) and count it."""
+
+    def release(self, conn: Connection) -> None:
+        """The connection is closed: stop tracking it."""
+
+    def mode_for_connection(self) -> str:
+        """The current fault's mode drawn for one connection ("none" when the draw spares it)."""
+
+    def fault_for_request(self) -> Fault | None:
+        """The current fault if it is an HTTP mode and the per-request draw hits, else None (forward)."""
+
+    def delay_s(self) -> float:
+        """One draw of the provider→client delay of the current fault, in seconds."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Run `coro` as a task the owner keeps, names (`what`) and cancels at stop."""
 
 
 def rst_abort(transport: asyncio.BaseTransport | None) -> None:
@@ -79,8 +121,8 @@ class Upstream(asyncio.Protocol):
 class Connection(asyncio.Protocol):
     """An accepted client connection and everything the proxy does to it."""
 
-    def __init__(self, proxy: FaultProxy, number: int) -> None:
-        self.proxy = proxy
+    def __init__(self, owner: ConnectionOwner, number: int) -> None:
+        self.owner = owner
         self.number = number
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -106,10 +148,10 @@ class Connection(asyncio.Protocol):
     # ---- client side (asyncio.Protocol) ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.proxy._register(self)
-        mode = self.proxy._draw_mode(self.proxy.fault)
+        self.owner.adopt(self)
+        mode = self.owner.mode_for_connection()
         if mode in ("refuse", "reset", "blackhole", "silent", "stall"):
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
         if mode == "refuse":  # refuse with probability < 1: the listener stays open, this one is reset
             self.abort(rst=True)
         elif mode == "reset":
@@ -127,7 +169,7 @@ class Connection(asyncio.Protocol):
             self.start_upstream()
 
     def data_received(self, data: bytes) -> None:
-        self.proxy._counters.bytes_up += len(data)
+        self.owner.counters.bytes_up += len(data)
         state = self.state
         if state == "pipe":
             if self.is_http is None:
@@ -139,7 +181,7 @@ class Connection(asyncio.Protocol):
         elif state == "inject":
             self.injector.feed(data)  # type: ignore[union-attr]
         elif state == "reset_on_data":
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
             self.abort(rst=True)
         # frozen: read and discard
 
@@ -173,12 +215,12 @@ class Connection(asyncio.Protocol):
         if self.had_upstream and self.state == "pipe":
             return  # a pipe never reconnects; only the HTTP injector opens a fresh upstream
         if self.connect_task is None and self.upstream is None and self.state != "closed":
-            self.connect_task = self.proxy._spawn(self._connect(), f"connect#{self.number}")
+            self.connect_task = self.owner.spawn(self._connect(), f"connect#{self.number}")
 
     async def _connect(self) -> None:
         try:
             await self.loop.create_connection(
-                lambda: Upstream(self), self.proxy.target_host, self.proxy.target_port
+                lambda: Upstream(self), self.owner.target_host, self.owner.target_port
             )
         except OSError:
             if self.state not in ("closed", "frozen") and not self.stalled:
@@ -255,7 +297,7 @@ class Connection(asyncio.Protocol):
             return  # stalled: held forever (leaving stall aborts the connection)
         if self.cut_next and isinstance(item, bytes) and item:
             self.cut_next = False
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
             self._enqueue(item[: max(1, len(item) // 2)])
             self._enqueue(RESET)
             self.state = "cutting"  # drop everything after the cut
@@ -265,7 +307,7 @@ class Connection(asyncio.Protocol):
             self._enqueue(item)
 
     def _enqueue(self, item: Any) -> None:
-        self.delay.push(item, self.proxy.fault.delay_s(self.proxy._rng.uniform))
+        self.delay.push(item, self.owner.delay_s())
 
     def _deliver(self, item: Any) -> None:
         transport = self.transport
@@ -273,7 +315,7 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(item, bytes):
             transport.write(item)
-            self.proxy._counters.bytes_down += len(item)
+            self.owner.counters.bytes_down += len(item)
         elif item is EOF:
             self.down_eof_sent = True
             if self.client_eof or not transport.can_write_eof():
@@ -319,13 +361,13 @@ class Connection(asyncio.Protocol):
             self.abort(rst=True)  # leaving blackhole/stall: these connections are lost
             return
         if mode in ("refuse", "reset"):
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
             self.abort(rst=True)
         elif wants == "blackhole" and self.state != "frozen":
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
             self._freeze()
         elif wants == "stall" and not self.stalled:
-            self.proxy._counters.faults_applied += 1
+            self.owner.counters.faults_applied += 1
             if self.state == "reset_on_data":
                 self.state = "pipe"
                 self.start_upstream()
@@ -400,4 +442,4 @@ class Connection(asyncio.Protocol):
         up, self.upstream = self.upstream, None
         if up is not None:
             rst_abort(up.transport) if abort_upstream else up.transport.close()
-        self.proxy._unregister(self)
+        self.owner.release(self)

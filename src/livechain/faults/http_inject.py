@@ -2,11 +2,12 @@
 
 Used for the `http_status` and `garbage` faults. Requests are parsed with httptools (keep-alive,
 pipelining, Content-Length and chunked bodies). For each complete request the proxy's current fault
-decides, with its probability: inject (answer here, nothing goes upstream) or forward (the request is
-re-serialized with a Content-Length, sent on the connection's upstream and the parsed response is
-relayed). Responses leave in request order. A WebSocket upgrade that is forwarded as the first request
-turns the connection into a plain byte pipe; a later upgrade that is not injected aborts the connection.
-HEAD requests and read-until-close responses are not supported when forwarding (JSON-RPC uses neither).
+decides, with its probability (drawn by the connection's owner, `ConnectionOwner.fault_for_request()`):
+inject (answer here, nothing goes upstream) or forward (the request is re-serialized with a
+Content-Length, sent on the connection's upstream and the parsed response is relayed). Responses leave in
+request order. A WebSocket upgrade that is forwarded as the first request turns the connection into a
+plain byte pipe; a later upgrade that is not injected aborts the connection. HEAD requests and
+read-until-close responses are not supported when forwarding (JSON-RPC uses neither).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from livechain.faults.faults import HTTP_MODES, Fault
+from livechain.faults.faults import Fault
 
 if TYPE_CHECKING:
     from livechain.faults.connection import Connection
@@ -158,11 +159,11 @@ class HttpInjector:
         self._flush()
 
     def _handle(self, msg: _Message, method: bytes, keep: bool, upgrade: bool) -> None:
-        proxy = self.conn.proxy
-        fault = proxy.fault
+        owner = self.conn.owner
+        fault = owner.fault_for_request()
         first, self.raw = self.raw, None
-        if fault.mode in HTTP_MODES and proxy._draw(fault.probability):
-            proxy._counters.faults_applied += 1
+        if fault is not None:
+            owner.counters.faults_applied += 1
             keep = keep and not upgrade
             self.slots.append(_Slot(build_injected(fault, keep), keep, False))
         elif upgrade:

@@ -4,6 +4,10 @@ The proxy owns every task it starts (upstream connects, listener re-binds); `sto
 awaits them. `set()` is synchronous and takes effect before it returns: the listening socket is
 closed for `refuse` (connect() then gets ECONNREFUSED) and re-bound on the same port, already
 listening, when the fault leaves `refuse`; live connections are told about the new fault at once.
+
+Besides its public API, `FaultProxy` implements `ConnectionOwner` (connection.py): the few public members
+its connections use (`adopt`, `release`, `mode_for_connection`, `fault_for_request`, `delay_s`, `spawn`,
+`counters`, `target_host`, `target_port`).
 """
 
 from __future__ import annotations
@@ -16,19 +20,12 @@ import socket
 from collections.abc import Coroutine
 from typing import Any
 
-from livechain.faults.connection import Connection
+from livechain.faults.connection import Connection, Counters
 from livechain.faults.faults import HTTP_MODES, Fault
 
 __all__ = ["FaultProxy"]
 
 log = logging.getLogger(__name__)
-
-
-class _Counters:
-    __slots__ = ("bytes_down", "bytes_up", "connections_total", "faults_applied")
-
-    def __init__(self) -> None:
-        self.connections_total = self.bytes_up = self.bytes_down = self.faults_applied = 0
 
 
 class FaultProxy:
@@ -50,7 +47,7 @@ class FaultProxy:
         self.name = name
         self._fault = Fault()
         self._rng = random.Random()
-        self._counters = _Counters()
+        self.counters = Counters()  # written by the connections; read through `stats`
         self._conns: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -151,7 +148,7 @@ class FaultProxy:
     def stats(self) -> dict[str, int | bool]:
         """Counters since start: bytes_up = bytes read from clients, bytes_down = bytes delivered to
         clients, faults_applied = connections/requests/chunks a fault acted on."""
-        c = self._counters
+        c = self.counters
         return {
             "connections_total": c.connections_total,
             "connections_open": len(self._conns),
@@ -161,7 +158,30 @@ class FaultProxy:
             "listening": self._listening,
         }
 
-    # ---- used by Connection ----------------------------------------------------------------------
+    # ---- ConnectionOwner: used by Connection and its HttpInjector ------------------------------
+    def adopt(self, conn: Connection) -> None:
+        self._conns.add(conn)
+        self.counters.connections_total += 1
+
+    def release(self, conn: Connection) -> None:
+        self._conns.discard(conn)
+
+    def mode_for_connection(self) -> str:
+        return self._draw_mode(self._fault)
+
+    def fault_for_request(self) -> Fault | None:
+        fault = self._fault
+        return fault if fault.mode in HTTP_MODES and self._draw(fault.probability) else None
+
+    def delay_s(self) -> float:
+        return self._fault.delay_s(self._rng.uniform)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"faults/{self.name}/{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
     def _draw(self, probability: float) -> bool:
         return probability >= 1.0 or (probability > 0.0 and self._rng.random() < probability)
 
@@ -170,19 +190,6 @@ class FaultProxy:
         if fault.mode in HTTP_MODES or self._draw(fault.probability):
             return fault.mode
         return "none"
-
-    def _register(self, conn: Connection) -> None:
-        self._conns.add(conn)
-        self._counters.connections_total += 1
-
-    def _unregister(self, conn: Connection) -> None:
-        self._conns.discard(conn)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"faults/{self.name}/{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -215,7 +222,7 @@ class FaultProxy:
         sock = self._bind()  # listening in the kernel from here: connect() succeeds at once
         self._generation += 1
         self._lsock, self._listening = sock, True
-        self._spawn(self._serve(sock, self._generation), "listen")
+        self.spawn(self._serve(sock, self._generation), "listen")
 
     async def _serve(self, sock: socket.socket, generation: int) -> None:
         try:
