@@ -1,26 +1,45 @@
 """Livechain's error tree. Each class carries what drives its handling.
 
-    LivechainError
+    LivechainError                          code    HTTP
     ├── ClientError                 the client's fault: never failed over, never blamed on a provider
-    │   ├── ParseError              -32700  body is not JSON
-    │   ├── InvalidRequest          -32600  not a JSON-RPC 2.0 request object / empty batch
-    │   ├── MethodNotFound          -32601  unknown, denied by policy, or wrong transport (subscribe over HTTP)
-    │   ├── InvalidParams           -32602
-    │   ├── UnknownChain            -32001  (HTTP 404)
-    │   ├── LimitExceeded           -32005  batch size, body size (HTTP 413), range limits, rate limits (HTTP 429)
-    │   └── Unauthorized            -32003  (HTTP 401) missing or wrong key / admin token
-    ├── ProviderError               a provider failed this attempt: fail over
+    │   ├── ParseError              -32700  200   body is not JSON
+    │   ├── InvalidRequest          -32600  200   not a JSON-RPC 2.0 request object / empty batch
+    │   │   ├── BadHttpRequest      -32600  400   malformed HTTP
+    │   │   ├── NoRoute             -32600  404   no handler for the path
+    │   │   ├── MethodNotAllowed    -32600  405   wrong HTTP method (carries the allowed ones)
+    │   │   └── HeadersTooLarge     -32600  431   request line + headers over the limit
+    │   ├── MethodNotFound          -32601  200   unknown, denied by policy, or wrong transport (subscribe over HTTP)
+    │   ├── InvalidParams           -32602  200
+    │   ├── UnknownChain            -32001  404   unknown chain, or unknown provider on a pinned route
+    │   ├── LimitExceeded           -32005  200   batch size, range limits
+    │   │   ├── PayloadTooLarge     -32005  413   body over server.max_body_bytes
+    │   │   └── RateLimited         -32005  429   rate limits, connection limits (carries Retry-After)
+    │   ├── Unauthorized            -32003  401   missing or wrong API key / admin token
+    │   ├── Forbidden               -32003  403   controls disabled, cross-origin control request
+    │   └── Conflict                -32600  409   the state does not allow it (a second simulator run)
+    ├── ProviderError               a provider failed this attempt: fail over; handling is its `outcome`
     │   ├── TransportError          connect refused/reset/closed, TLS failure          → breaker failure
     │   │   └── ConnectFailed       nothing was sent: safe to fail over for any method
     │   ├── AttemptTimeout          no complete reply within the attempt timeout       → breaker failure
+    │   │   └── PoolSaturated       waited in Livechain's own connection queue        → no verdict
     │   ├── BadResponse             5xx, garbage body, oversized body, wrong id        → breaker failure
     │   ├── ProviderRateLimited     HTTP 429 / rate-limit error: cool down, Retry-After → NOT a breaker failure
     │   ├── MethodUnsupported       the provider does not serve this method            → NOT a breaker failure
     │   └── ProviderUnavailable     lagging/pruned: lacks the data right now           → NOT a breaker failure
-    └── RoutingError                the request as a whole could not be served
-        ├── NoProviderAvailable     -32002  nothing to try (no providers configured / all cooling down)
-        ├── AllAttemptsFailed       -32002  every attempt failed; says how many, never names a URL
-        └── DeadlineExceeded        -32002  the request's deadline passed
+    ├── RoutingError                the request as a whole could not be served
+    │   ├── NoProviderAvailable     -32002  200   nothing to try (no providers configured / all circuits open)
+    │   ├── AllAttemptsFailed       -32002  200   every attempt failed; says how many, never names a URL
+    │   └── DeadlineExceeded        -32002  200   the request's deadline passed
+    ├── RpcError                    (any)   200   the provider's own JSON-RPC error, raised in-process
+    ├── InternalError               -32603  200   a bug: logged with its traceback, never shown to the client
+    │   └── ServerError             -32603  500   a bug in a route handler, outside a JSON-RPC exchange
+    └── Unavailable                 -32603  503   the server cannot take this now (too many dashboards)
+        └── ShuttingDown            -32603  503   the server is stopping
+
+Errors become responses in one place per entry point: `livechain.server.messages.error_response()` for
+HTTP (the status, the headers, a JSON-RPC error object — or `{"error": message}` on the JSON API), the
+`error_body()` of `livechain.jsonrpc` inside JSON-RPC replies (HTTP batches, WebSocket), and `RpcError` for
+the in-process library (`livechain.library`).
 
 A provider's own JSON-RPC error (execution reverted, invalid params) is not an exception: it is a
 response, returned verbatim, a success for the breaker. Cancellation is never an error.
@@ -30,12 +49,16 @@ Messages never contain provider URLs: transport code builds them from the provid
 
 from __future__ import annotations
 
+from livechain.outcomes import Outcome
+
 
 class LivechainError(Exception):
     """Base of every error Livechain raises on purpose."""
 
     code: int = -32603
     http_status: int = 200
+    #: extra HTTP response headers this error carries (Retry-After, Allow)
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, message: str, *, data: object = None) -> None:
         super().__init__(message)
@@ -78,12 +101,44 @@ class UnknownChain(ClientError):
     http_status = 404
 
 
+class BadHttpRequest(InvalidRequest):
+    http_status = 400
+
+
+class NoRoute(InvalidRequest):
+    http_status = 404
+
+
+class MethodNotAllowed(InvalidRequest):
+    http_status = 405
+
+    def __init__(self, *allowed: str) -> None:
+        super().__init__(f"method not allowed; use {' or '.join(allowed)}")
+        self.headers = (("allow", ", ".join((*allowed, "OPTIONS"))),)
+
+
+class HeadersTooLarge(InvalidRequest):
+    http_status = 431
+
+
 class LimitExceeded(ClientError):
     code = -32005
 
-    def __init__(self, message: str, *, http_status: int = 200, data: object = None) -> None:
-        super().__init__(message, data=data)
-        self.http_status = http_status
+
+class PayloadTooLarge(LimitExceeded):
+    http_status = 413
+
+
+class RateLimited(LimitExceeded):
+    """Over a rate or connection limit. `retry_after` (whole seconds) goes out as Retry-After and in `data`."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message, data={"retry_after": retry_after} if retry_after is not None else None)
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers = (("retry-after", str(retry_after)),)
 
 
 class Unauthorized(ClientError):
@@ -91,17 +146,30 @@ class Unauthorized(ClientError):
     http_status = 401
 
 
+class Forbidden(ClientError):
+    code = -32003
+    http_status = 403
+
+
+class Conflict(ClientError):
+    code = -32600
+    http_status = 409
+
+
 # ----------------------------------------------------------------------------- provider errors
 
 
 class ProviderError(LivechainError):
-    """One attempt against one provider failed. Fail over to the next provider."""
+    """One attempt against one provider failed. Fail over to the next provider. What else happens (breaker,
+    score, cooldown) is decided by `outcome`."""
 
     code = -32603
-    breaker_failure: bool = True
-    failover: bool = True
-    #: short stable class name for metrics and logs ("transport", "timeout", ...)
-    kind: str = "provider"
+    outcome: Outcome = Outcome.TRANSPORT
+
+    @property
+    def kind(self) -> str:
+        """The outcome's stable name, for messages and logs ("transport", "timeout", ...)."""
+        return self.outcome.value
 
     def __init__(self, message: str, *, provider: str = "", data: object = None, reply: object = None) -> None:
         super().__init__(message, data=data)
@@ -113,17 +181,17 @@ class ProviderError(LivechainError):
 class TransportError(ProviderError):
     """The connection failed. The request may or may not have reached the provider."""
 
-    kind = "transport"
+    outcome = Outcome.TRANSPORT
 
 
 class ConnectFailed(TransportError):
     """Connecting failed (refused, unreachable, TLS handshake): the request was never sent."""
 
-    kind = "connect"
+    outcome = Outcome.CONNECT
 
 
 class AttemptTimeout(ProviderError):
-    kind = "timeout"
+    outcome = Outcome.TIMEOUT
 
 
 class PoolSaturated(AttemptTimeout):
@@ -132,21 +200,19 @@ class PoolSaturated(AttemptTimeout):
     not evidence against the provider — the requests that did not wait judge it. Fails over; neither a
     breaker failure nor a mark on the provider's score."""
 
-    kind = "saturated"
-    breaker_failure = False
+    outcome = Outcome.SATURATED
 
 
 class BadResponse(ProviderError):
     """HTTP 5xx, a body that is not JSON-RPC, an oversized body."""
 
-    kind = "bad_response"
+    outcome = Outcome.BAD_RESPONSE
 
 
 class ProviderRateLimited(ProviderError):
     """HTTP 429 or a JSON-RPC rate-limit error. Cools the provider down; not a breaker failure."""
 
-    kind = "rate_limited"
-    breaker_failure = False
+    outcome = Outcome.RATE_LIMITED
 
     def __init__(
         self, message: str, *, provider: str = "", retry_after: float | None = None, reply: object = None
@@ -158,15 +224,13 @@ class ProviderRateLimited(ProviderError):
 class MethodUnsupported(ProviderError):
     """The provider does not serve this method. Another one might; not a breaker failure."""
 
-    kind = "unsupported"
-    breaker_failure = False
+    outcome = Outcome.UNSUPPORTED
 
 
 class ProviderUnavailable(ProviderError):
     """The provider lacks the data right now (lagging, pruned). Another one might have it."""
 
-    kind = "unavailable"
-    breaker_failure = False
+    outcome = Outcome.UNAVAILABLE
 
 
 # ----------------------------------------------------------------------------- routing errors
@@ -198,3 +262,40 @@ class DeadlineExceeded(RoutingError):
             data={"attempts": attempts},
         )
         self.attempts = attempts
+
+
+# ----------------------------------------------------------------------------- answers as exceptions
+
+
+class RpcError(LivechainError):
+    """A provider's own JSON-RPC error answer (a revert, invalid params), raised by the in-process library
+    where the web edges would return it verbatim. `code`, `message` and `data` are the provider's."""
+
+    def __init__(self, code: int, message: str, *, data: object = None) -> None:
+        super().__init__(str(message), data=data)
+        self.code = code
+
+
+# ----------------------------------------------------------------------------- Livechain itself
+
+
+class InternalError(LivechainError):
+    """A bug. The client gets -32603 "internal error"; the traceback goes to the log, never to the client."""
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)
+
+
+class ServerError(InternalError):
+    """A bug outside any JSON-RPC exchange (a route handler failed): HTTP 500."""
+
+    http_status = 500
+
+
+class Unavailable(LivechainError):
+    http_status = 503
+
+
+class ShuttingDown(Unavailable):
+    def __init__(self, message: str = "server is shutting down") -> None:
+        super().__init__(message)

@@ -27,6 +27,7 @@ from livechain.errors import (
     ProviderError,
     TransportError,
 )
+from livechain.outcomes import Verdict
 from livechain.transport import HttpPool, HttpResponse
 from tests.conftest import LOOPS, on_both_loops
 
@@ -328,7 +329,7 @@ async def test_a_caller_waiting_for_a_slot_times_out_and_leaves_the_queue() -> N
         with pytest.raises(PoolSaturated) as caught:
             await pool.post(b"b", timeout=0.05)
         assert caught.value.provider == "prov" and "no free connection" in caught.value.message
-        assert not caught.value.breaker_failure and caught.value.failover
+        assert caught.value.outcome.verdict is not Verdict.FAILURE and caught.value.outcome.fails_over
         assert pool.stats()["waiting"] == 0
         assert (await holder).body == b"a"
         assert (await pool.post(b"c", timeout=2)).body == b"c"
@@ -348,7 +349,7 @@ async def test_a_caller_that_got_its_connection_too_late_to_be_answered_in_time_
         assert (await holder).body == b"a"
         with pytest.raises(AttemptTimeout) as direct:
             await pool.post(b"c", timeout=0.1, headers=do("slow:0.3"))
-        assert type(direct.value) is AttemptTimeout and direct.value.breaker_failure
+        assert type(direct.value) is AttemptTimeout and direct.value.outcome.verdict is Verdict.FAILURE
         assert (await pool.post(b"d", timeout=2)).body == b"d"
 
 

@@ -291,7 +291,7 @@ async def test_a_request_before_run_raises_connect_failed_without_waiting(proxy:
     with pytest.raises(ConnectFailed, match=r"^p0: ") as caught:
         await ws.request("eth_chainId", None, timeout=30)
     assert time.perf_counter() - start < 0.01
-    assert caught.value.failover and caught.value.provider == "p0"
+    assert caught.value.outcome.fails_over and caught.value.provider == "p0"
     assert not ws.connected and ws.stats["state"] == "stopped"
 
 

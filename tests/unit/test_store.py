@@ -12,15 +12,16 @@ from livechain.metrics import leaderboard
 from livechain.metrics.persistence import Database
 from livechain.metrics.store import BenchmarkStore
 from livechain.metrics.windows import OUTCOMES
+from livechain.outcomes import Outcome
 
 
 def test_window_is_the_last_five_minutes_and_totals_span_the_retention_period():
     clock = ManualClock()
     store = BenchmarkStore("c", clock=clock, window=300)
-    store.record_rpc("p", "eth_call", 10.0, "ok")
+    store.record_rpc("p", "eth_call", 10.0, Outcome.OK)
     clock.advance(331)  # the window is 10 slots of 30 s: a record leaves it 300–330 s later
-    store.record_rpc("p", "eth_call", 20.0, "ok")
-    store.record_rpc("p", "eth_call", 900.0, "timeout")
+    store.record_rpc("p", "eth_call", 20.0, Outcome.OK)
+    store.record_rpc("p", "eth_call", 900.0, Outcome.TIMEOUT)
     now = store.rpc()["p"]["eth_call"]
     total = store.rpc(window=False)["p"]["eth_call"]
     assert (now["count"], total["count"]) == (2, 3)
@@ -35,7 +36,7 @@ def test_a_day_of_traffic_stays_within_the_cap_and_ages_out_after_retention():
     clock = ManualClock()
     store = BenchmarkStore("c", clock=clock, max_entries=50_000, retention=86_400)
     for second in range(25 * 3600):
-        store.record_rpc(f"p{second % 3}", "eth_call", 5.0 + second % 7, "ok")
+        store.record_rpc(f"p{second % 3}", "eth_call", 5.0 + second % 7, Outcome.OK)
         if second % 600 == 0:
             store.fold()
             store.expire()
@@ -58,23 +59,36 @@ def test_detail_ring_memory_is_fixed_by_its_capacity():
     assert store.detail.nbytes == 86_400 * 16
 
 
-def test_unknown_outcome_classes_and_method_flood_are_bounded():
+def test_a_method_name_flood_is_bounded():
     store = BenchmarkStore("c", clock=ManualClock())
     for i in range(1000):
-        store.record_rpc("p", f"m{i}", 1.0, "ok")
+        store.record_rpc("p", f"m{i}", 1.0, Outcome.OK)
     store.fold()
     assert len({m for (_, m) in store.rpc_stats}) <= 257  # 256 names + "other"
-    store.record_rpc("p", "m0", 1.0, "weird")
+
+
+def test_every_outcome_is_counted_in_its_own_column_and_reported_by_its_handling():
+    """Each Outcome lands in the column of its index; answered outcomes are successes with a latency, the
+    others failures by name; unscored ones (the client's cost, the provider's policy) leave the success rate
+    alone."""
+    assert OUTCOMES == tuple(o.value for o in Outcome)
+    store = BenchmarkStore("c", clock=ManualClock())
+    for outcome in Outcome:
+        store.record_rpc("p", "eth_call", 5.0, outcome)
     store.fold()
-    assert store.rpc()["p"]["m0"]["failures"] == {"transport": 1}
-    assert "weird" not in OUTCOMES
+    stats = store.rpc()["p"]["eth_call"]
+    assert stats["count"] == len(Outcome)
+    assert stats["failures"] == {o.value: 1 for o in Outcome if not o.answered}
+    scored = [o for o in Outcome if o.scored]
+    assert stats["success_rate"] == round(sum(o.answered for o in scored) / len(scored), 4)
+    assert {k[2] for k in store.rpc_counts} == {o.value for o in Outcome}
 
 
 def test_snapshot_round_trip_restores_windows_totals_races_and_counters():
     clock = ManualClock()
     store = BenchmarkStore("c", clock=clock)
     for i in range(50):
-        store.record_rpc("a", "eth_call", 3.0 + i % 5, "ok" if i % 10 else "timeout")
+        store.record_rpc("a", "eth_call", 3.0 + i % 5, Outcome.OK if i % 10 else Outcome.TIMEOUT)
         store.record_race("a", "newHeads", i % 4 != 0, 0.0 if i % 4 else 12.5)
     store.record_missed("b", "newHeads", 3)
     state = orjson.loads(orjson.dumps(store.to_state()))
@@ -92,8 +106,8 @@ def test_leaderboard_ranks_by_score_with_components():
     for _ in range(100):
         store.record_race("fast", "newHeads", True, 0.0)
         store.record_race("slow", "newHeads", False, 40.0)
-        store.record_rpc("fast", "eth_call", 5.0, "ok")
-        store.record_rpc("slow", "eth_call", 50.0, "ok")
+        store.record_rpc("fast", "eth_call", 5.0, Outcome.OK)
+        store.record_rpc("slow", "eth_call", 50.0, Outcome.OK)
     ranked = leaderboard.rank(store, ["slow", "fast"])
     assert [r["provider"] for r in ranked] == ["fast", "slow"]
     assert ranked[0]["race"]["win_rate"] == 1.0 and ranked[0]["race"]["races"] == 100
@@ -104,10 +118,10 @@ def test_leaderboard_ranks_by_score_with_components():
 def test_minute_series_are_taken_once_and_keep_the_current_minute_until_it_is_complete():
     clock = ManualClock(wall_start=1_700_000_010.0)  # minute 1_699_999_980 … 1_700_000_039
     store = BenchmarkStore("c", clock=clock)
-    store.record_rpc("p", "eth_call", 10.0, "ok")
+    store.record_rpc("p", "eth_call", 10.0, Outcome.OK)
     store.record_race("p", "newHeads", True, 0.0)
     clock.advance(30)  # next minute
-    store.record_rpc("p", "eth_call", 30.0, "bad_response")
+    store.record_rpc("p", "eth_call", 30.0, Outcome.BAD_RESPONSE)
     rpc, race = store.minute_rows(complete_only=True, take=True)
     assert [r[:6] for r in rpc] == [(1_699_999_980, "p", "eth_call", 1, 0, 10.0)]
     assert len(race) == 1 and race[0][3:5] == (1, 1)
@@ -143,7 +157,7 @@ def test_minute_series_nobody_takes_are_dropped_after_an_hour():
     clock = ManualClock()
     store = BenchmarkStore("c", clock=clock)
     for _ in range(180):  # three hours, one request a minute
-        store.record_rpc("p", "eth_call", 1.0, "ok")
+        store.record_rpc("p", "eth_call", 1.0, Outcome.OK)
         store.record_race("p", "newHeads", True, 0.0)
         clock.advance(60)
         store.fold()

@@ -8,6 +8,7 @@ from livechain.clock import ManualClock
 from livechain.config import parse_config
 from livechain.events import EventBus
 from livechain.metrics.store import BenchmarkStore
+from livechain.outcomes import Outcome
 from livechain.providers.pool import ProviderPool
 from livechain.routing.selection import eligible
 from livechain.routing.strategies import Fastest, Leaderboard, Priority, RoundRobin
@@ -50,7 +51,7 @@ def test_fastest_prefers_lowest_latency_and_still_explores():
     pool, _ = pool_of(3)
     for p, ms in zip(pool.providers, (50.0, 5.0, 20.0), strict=True):
         for _ in range(20):
-            p.stats.observe("eth_call", ms, "ok")
+            p.stats.observe("eth_call", ms, Outcome.OK)
     fastest = Fastest(random.Random(1))
     firsts = [fastest.order(list(pool.providers), "eth_call")[0].id for _ in range(1000)]
     assert firsts.count("p1") > 900
@@ -60,7 +61,7 @@ def test_fastest_prefers_lowest_latency_and_still_explores():
 
 def test_fastest_tries_never_measured_providers_first():
     pool, _ = pool_of(2)
-    pool.providers[0].stats.observe("eth_call", 1.0, "ok")
+    pool.providers[0].stats.observe("eth_call", 1.0, Outcome.OK)
     assert Fastest(random.Random(0)).order(list(pool.providers), "eth_call")[0] is pool.providers[1]
 
 
@@ -69,10 +70,10 @@ def test_leaderboard_ranks_by_success_and_latency_and_trusts_only_after_min_samp
     pool, _ = pool_of(3)
     a, b, c = pool.providers
     for _ in range(30):
-        a.stats.observe("eth_call", 10.0, "ok")
-        b.stats.observe("eth_call", 10.0, "transport")
+        a.stats.observe("eth_call", 10.0, Outcome.OK)
+        b.stats.observe("eth_call", 10.0, Outcome.TRANSPORT)
     for _ in range(3):
-        c.stats.observe("eth_call", 500.0, "transport")
+        c.stats.observe("eth_call", 500.0, Outcome.TRANSPORT)
     lb = Leaderboard()
     order = [p.id for p in lb.order(list(pool.providers), "eth_call")]
     assert order == [c.id, a.id, b.id]  # c: too few samples → prior 1.0; a healthy; b failing
@@ -83,7 +84,7 @@ def test_leaderboard_score_decays_back_to_the_prior_when_nobody_measures():
     pool, clock = pool_of(1)
     (p,) = pool.providers
     for _ in range(30):
-        p.stats.observe("eth_call", 10.0, "transport")
+        p.stats.observe("eth_call", 10.0, Outcome.TRANSPORT)
     lb = Leaderboard()
     low = lb.score(p, "eth_call")
     clock.advance(300)
@@ -155,12 +156,12 @@ def test_leaderboard_ranking_is_reused_briefly_and_recomputed_after_its_ttl():
     a, b = pool.providers
     lb = Leaderboard()
     for _ in range(20):
-        a.stats.observe("eth_call", 50.0, "ok")
-        b.stats.observe("eth_call", 5.0, "ok")
+        a.stats.observe("eth_call", 50.0, Outcome.OK)
+        b.stats.observe("eth_call", 5.0, Outcome.OK)
     first = lb.order(eligible(pool, "eth_call", clock), "eth_call")
     assert first[0] is b
     for _ in range(40):
-        b.stats.observe("eth_call", 900.0, "transport")
+        b.stats.observe("eth_call", 900.0, Outcome.TRANSPORT)
     assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is b  # within the TTL
     clock.advance(0.1)
     assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is a

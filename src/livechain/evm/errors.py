@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from livechain.errors import MethodUnsupported, ProviderError, ProviderRateLimited, ProviderUnavailable
+
 
 class ErrorMeaning(Enum):
     VERBATIM = "verbatim"
@@ -55,3 +57,21 @@ def classify(error: dict) -> ErrorMeaning:
     if _UNAVAILABLE.search(message):
         return ErrorMeaning.UNAVAILABLE
     return ErrorMeaning.VERBATIM
+
+
+_ERRORS: dict[ErrorMeaning, tuple[type[ProviderError], str]] = {
+    ErrorMeaning.RATE_LIMITED: (ProviderRateLimited, "rate limited"),
+    ErrorMeaning.UNSUPPORTED: (MethodUnsupported, "method unsupported"),
+    ErrorMeaning.UNAVAILABLE: (ProviderUnavailable, "data unavailable"),
+}
+
+
+def provider_error(error: dict, provider: str, *, reply: object = None, what: str = "") -> ProviderError | None:
+    """The ProviderError that a provider's JSON-RPC error stands for, or None when the error is the answer
+    (VERBATIM, ALREADY_KNOWN). The one place a reply's error is classified, for HTTP attempts and WebSocket
+    requests alike; `what` prefixes the message ("eth_subscribe: ")."""
+    found = _ERRORS.get(classify(error))
+    if found is None:
+        return None
+    cls, label = found
+    return cls(f"{provider}: {what}{label}", provider=provider, reply=reply)

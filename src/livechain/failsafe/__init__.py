@@ -2,7 +2,7 @@
 
 from livechain.failsafe.backoff import Backoff
 from livechain.failsafe.breaker import BreakerState, CircuitBreaker
-from livechain.failsafe.supervise import supervise
+from livechain.failsafe.supervise import Supervisor
 from livechain.failsafe.tasks import TaskSet
 
-__all__ = ["Backoff", "BreakerState", "CircuitBreaker", "TaskSet", "supervise"]
+__all__ = ["Backoff", "BreakerState", "CircuitBreaker", "Supervisor", "TaskSet"]

@@ -75,6 +75,15 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self.transitions = 0
 
+    def configure(
+        self, *, failure_threshold: int, recovery_timeout: float, success_threshold: int, half_open_probes: int
+    ) -> None:
+        """Adopt new thresholds (a config reload); the state and its counts are kept."""
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout = recovery_timeout
+        self.success_threshold = success_threshold
+        self.half_open_probes = half_open_probes
+
     # ------------------------------------------------------------------ reading
 
     @property

@@ -22,7 +22,8 @@ from bisect import bisect_left
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.metrics.sketch import bucket_of, bucket_value
-from livechain.metrics.windows import OUTCOME_INDEX, OUTCOMES, Windowed
+from livechain.metrics.windows import Windowed
+from livechain.outcomes import Outcome
 
 MAX_METHODS = 256
 #: Prometheus latency buckets (ms) — coarse on purpose: exposition size grows with buckets × series
@@ -128,10 +129,11 @@ class BenchmarkStore:
 
     # ------------------------------------------------------------------ hot path: append only
 
-    def record_rpc(self, provider: str, method: str, latency_ms: float, outcome: str) -> None:
+    def record_rpc(self, provider: str, method: str, latency_ms: float, outcome: Outcome) -> None:
         self._pending.append((self._clock.wall(), provider, method, latency_ms, outcome))
 
     def record_race(self, provider: str, event_type: str, win: bool, margin_ms: float) -> None:
+        """`win` must be a bool: it is how fold() tells a race row from an RPC row."""
         self._pending.append((self._clock.wall(), provider, event_type, margin_ms, win))
 
     def record_missed(self, provider: str, event_type: str, count: int = 1) -> None:
@@ -144,29 +146,30 @@ class BenchmarkStore:
         pending, self._pending = self._pending, []
         for ts, provider, key, value, outcome in pending:
             p = self._intern_provider(provider)
-            if type(outcome) is str:
+            if type(outcome) is not bool:  # an RPC row (race rows carry win: bool)
                 method = key if key in self._key_idx or len(self.keys) < MAX_METHODS else "other"
                 k = self._intern_key(method)
                 stats_key = (provider, method)
                 stats = self.rpc_stats.get(stats_key)
                 if stats is None:
                     stats = self.rpc_stats[stats_key] = Windowed(self.window, self.retention)
-                o = OUTCOME_INDEX.get(outcome, OUTCOME_INDEX["transport"])
-                bucket = bucket_of(value) if o <= 1 else -1
+                o = outcome.index
+                answered = outcome.answered
+                bucket = bucket_of(value) if answered else -1
                 stats.add_rpc(ts, value, o, bucket)
-                count_key = (provider, method, OUTCOMES[o])
+                count_key = (provider, method, outcome.value)
                 self.rpc_counts[count_key] = self.rpc_counts.get(count_key, 0) + 1
                 minute_key = (int(ts // 60) * 60, provider, method)
                 minute = self.rpc_minutes.get(minute_key)
                 if minute is None:
                     minute = self.rpc_minutes[minute_key] = [0, 0, 0.0, {}]
                 minute[0] += 1
-                if o <= 1:
+                if answered:
                     minute[2] += value
                     minute[3][bucket] = minute[3].get(bucket, 0) + 1
                 else:
                     minute[1] += 1
-                if o <= 1:
+                if answered:
                     hist = self.prom.get(stats_key)
                     if hist is None:
                         hist = self.prom[stats_key] = PromHistogram()
@@ -178,7 +181,7 @@ class BenchmarkStore:
                 stats = self.race_stats.get(stats_key)
                 if stats is None:
                     stats = self.race_stats[stats_key] = Windowed(self.window, self.retention)
-                win = outcome  # a bool for race rows, an outcome name for RPC rows
+                win = outcome
                 stats.add_race(ts, win, value)
                 counts = self.race_counts.get(stats_key)
                 if counts is None:

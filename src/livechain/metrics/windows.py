@@ -12,26 +12,13 @@ from array import array
 from collections import deque
 
 from livechain.metrics.sketch import BUCKETS, bucket_of, merge_into, new_histogram, quantiles
+from livechain.outcomes import BY_INDEX, Outcome
 
-#: outcome classes of one attempt; "ok" and "rpc_error" (the provider's own JSON-RPC error) are successes
-OUTCOMES: tuple[str, ...] = (
-    "ok",
-    "rpc_error",
-    "connect",
-    "transport",
-    "timeout",
-    "bad_response",
-    "rate_limited",
-    "unsupported",
-    "unavailable",
-    "client_timeout",
-    "saturated",
-)
-OUTCOME_INDEX = {name: i for i, name in enumerate(OUTCOMES)}
-SUCCESS_OUTCOMES = frozenset({"ok", "rpc_error"})
-_SUCCESS_IDX = (OUTCOME_INDEX["ok"], OUTCOME_INDEX["rpc_error"])
-#: outcomes that are the client's cost or the provider's policy: they don't lower a score
-NEUTRAL_OUTCOMES = frozenset({"client_timeout", "rate_limited", "unsupported", "saturated"})
+#: column names of the outcome counters, in `Outcome.index` order (persisted in snapshots)
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in BY_INDEX)
+_SUCCESS_IDX = (Outcome.OK.index, Outcome.RPC_ERROR.index)
+#: outcomes that are the client's cost or the provider's policy: they don't lower a success rate
+_UNSCORED_IDX = tuple(o.index for o in BY_INDEX if not o.scored)
 
 
 class Slot:
@@ -172,13 +159,13 @@ class Windowed:
             latency_sum += slot.latency_sum
         count = sum(outcomes)
         successes = outcomes[_SUCCESS_IDX[0]] + outcomes[_SUCCESS_IDX[1]]
-        neutral = sum(outcomes[OUTCOME_INDEX[n]] for n in NEUTRAL_OUTCOMES)
+        neutral = sum(outcomes[i] for i in _UNSCORED_IDX)
         judged = count - neutral
         p50, p90, p99 = quantiles(hist, (0.5, 0.9, 0.99))
         return {
             "count": count,
             "successes": successes,
-            "failures": {OUTCOMES[i]: n for i, n in enumerate(outcomes) if n and OUTCOMES[i] not in SUCCESS_OUTCOMES},
+            "failures": {OUTCOMES[i]: n for i, n in enumerate(outcomes) if n and not BY_INDEX[i].answered},
             "success_rate": round(successes / judged, 4) if judged else None,
             "p50_ms": p50,
             "p90_ms": p90,

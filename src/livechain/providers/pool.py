@@ -25,8 +25,15 @@ def _same_connection(a: ProviderConfig, b: ProviderConfig) -> bool:
 
 class ProviderPool:
     def __init__(
-        self, config: ChainConfig, *, store: BenchmarkStore, events: EventBus, clock: Clock = SYSTEM_CLOCK
+        self,
+        config: ChainConfig,
+        *,
+        store: BenchmarkStore,
+        events: EventBus,
+        clock: Clock = SYSTEM_CLOCK,
+        on_best_head: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_best_head(number)`: called whenever the best head advances (the chain tells its subscriptions)."""
         self.chain = config.name
         self.config = config
         self._store = store
@@ -38,14 +45,14 @@ class ProviderPool:
         #: bumped whenever something selection depends on changes (routing caches compare it)
         self.version = 0
         self.eligible_cache: dict[str, tuple[int, float, list[Provider]]] = {}
-        #: called with the new best head number whenever it advances
-        self.head_listeners: list[Callable[[int], None]] = []
+        self._on_best_head = on_best_head
         self.reconcile(config)
 
     def _new(self, cfg: ProviderConfig, chain: ChainConfig) -> Provider:
-        provider = Provider(self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock)
-        provider.on_change = self.changed
-        return provider
+        return Provider(
+            self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock,
+            on_change=self.changed,
+        )
 
     def changed(self) -> None:
         """Selection inputs changed: invalidate routing caches."""
@@ -59,12 +66,7 @@ class ProviderPool:
         for cfg in config.providers:
             old = self.by_id.get(cfg.id)
             if old is not None and _same_connection(old.config, cfg):
-                old.config = cfg
-                old.priority = cfg.effective_priority
-                old._serves_cache.clear()
-                b, bc = old.breaker, config.breaker
-                b.failure_threshold, b.recovery_timeout = bc.failure_threshold, bc.recovery_timeout
-                b.success_threshold, b.half_open_probes = bc.success_threshold, bc.half_open_probes
+                old.reconfigure(cfg, config.breaker)
                 kept[cfg.id] = old
             else:
                 kept[cfg.id] = provider = self._new(cfg, config)
@@ -84,8 +86,8 @@ class ProviderPool:
         provider.observe_head(number)
         if provider.chain_id_ok is not False and (self.best_head is None or number > self.best_head):
             self.best_head = number
-            for listener in self.head_listeners:
-                listener(number)
+            if self._on_best_head is not None:
+                self._on_best_head(number)
 
     def _recompute_best(self) -> None:
         heads = [p.head for p in self.providers if p.head is not None and p.chain_id_ok is not False]

@@ -1,8 +1,9 @@
 """A provider: its HTTP pool, its breaker, what it is known to be (chain id, head), how fast it is.
 
-`attempt()` is one try against this provider, and the single place where an HTTP outcome becomes a
-Livechain outcome: status codes, reply shape and error meaning are classified here, the breaker gets its
-verdict here, and the benchmark store and the selection statistics are fed here.
+`attempt()` is one try against this provider, and the single place where an HTTP exchange becomes an
+`Outcome`: status codes and reply shape are read here (the error's meaning by `evm.errors.provider_error`,
+shared with the WebSocket transport), the breaker gets the outcome's verdict here, and the benchmark store
+and the selection statistics are fed here.
 """
 
 from __future__ import annotations
@@ -15,21 +16,14 @@ from typing import Any
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import BreakerConfig, ProviderConfig
-from livechain.errors import (
-    AttemptTimeout,
-    BadResponse,
-    MethodUnsupported,
-    PoolSaturated,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderUnavailable,
-)
+from livechain.errors import BadResponse, ProviderError, ProviderRateLimited
 from livechain.events import EventBus
-from livechain.evm.errors import ErrorMeaning, classify
+from livechain.evm.errors import provider_error
 from livechain.evm.methods import EXPENSIVE
 from livechain.failsafe.breaker import DENIED, BreakerState, CircuitBreaker
 from livechain.jsonrpc.replies import NotJsonRpc, Reply, parse_reply
 from livechain.metrics.store import BenchmarkStore
+from livechain.outcomes import Outcome, Verdict
 from livechain.providers import log
 from livechain.providers.stats import MethodStats
 from livechain.transport.http import HttpPool, HttpResponse
@@ -64,7 +58,10 @@ class Provider:
         events: EventBus,
         clock: Clock = SYSTEM_CLOCK,
         pool: HttpPool | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """`on_change`: called when something selection depends on changes (a breaker transition, a
+        cooldown) — the chain's pool invalidates its routing caches."""
         self.chain = chain
         self.id = config.id
         self.config = config
@@ -88,10 +85,7 @@ class Provider:
         self.last_errors: list[dict[str, Any]] = []  # newest last, bounded, never holds a URL
         self.breaker_history: list[dict[str, Any]] = []  # newest last, bounded
         self.retired = False
-        #: the provider's upstream WebSocket (set by the chain's subscription manager), if it has a ws_url
-        self.ws: Any = None
-        #: called when something selection depends on changes (breaker transition, cooldown); set by the pool
-        self.on_change: Callable[[], None] | None = None
+        self.on_change = on_change
 
     def _make_breaker(self, transport: str, cfg: BreakerConfig) -> CircuitBreaker:
         return CircuitBreaker(
@@ -102,6 +96,17 @@ class Provider:
             half_open_probes=cfg.half_open_probes,
             clock=self._clock,
             on_transition=self._on_transition,
+        )
+
+    def reconfigure(self, config: ProviderConfig, breaker: BreakerConfig) -> None:
+        """Adopt a reloaded config whose connection settings are unchanged: priority, method policy,
+        breaker thresholds. Warm connections, breaker state and statistics are kept."""
+        self.config = config
+        self.priority = config.effective_priority
+        self._serves_cache.clear()
+        self.breaker.configure(
+            failure_threshold=breaker.failure_threshold, recovery_timeout=breaker.recovery_timeout,
+            success_threshold=breaker.success_threshold, half_open_probes=breaker.half_open_probes,
         )
 
     def _on_transition(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState, reason: str) -> None:
@@ -150,39 +155,42 @@ class Provider:
             raise ProviderError(f"{self.id}: circuit open", provider=self.id)
         self.inflight += 1
         started = time.perf_counter_ns()
-        outcome = "transport"
+        outcome: Outcome | None = Outcome.TRANSPORT
         try:
             try:
                 response = await self.http.post(body, timeout=timeout)
                 reply = self._classify(response)
             except ProviderError as exc:
-                outcome = exc.kind
-                if isinstance(exc, PoolSaturated):
-                    self.breaker.release(permit)  # our own queue: says nothing about the provider
-                elif isinstance(exc, AttemptTimeout) and method in EXPENSIVE:
-                    outcome = "client_timeout"  # the client's heavy query: not the provider's fault
-                    self.breaker.release(permit)
-                elif exc.breaker_failure:
-                    self.breaker.record_failure(permit, exc.kind)
-                else:
-                    self.breaker.record_success(permit)
+                outcome = exc.outcome
+                if outcome is Outcome.TIMEOUT and method in EXPENSIVE:
+                    outcome = Outcome.CLIENT_TIMEOUT  # the client's heavy query: not the provider's fault
+                self._judge(permit, outcome)
                 if isinstance(exc, ProviderRateLimited):
                     self._cool_down(exc.retry_after)
                 self._note_error(exc)
                 raise
-            outcome = "ok" if reply.error is None else "rpc_error"
+            outcome = Outcome.OK if reply.error is None else Outcome.RPC_ERROR
             self.breaker.record_success(permit)
             return reply
         except asyncio.CancelledError:
-            outcome = ""
+            outcome = None  # the client went away: never counted against the provider
             self.breaker.release(permit)
             raise
         finally:
             self.inflight -= 1
-            if outcome:
+            if outcome is not None:
                 latency_ms = (time.perf_counter_ns() - started) / 1e6
                 self.stats.observe(method, latency_ms, outcome)
                 self._store.record_rpc(self.id, method, latency_ms, outcome)
+
+    def _judge(self, permit: int, outcome: Outcome) -> None:
+        verdict = outcome.verdict
+        if verdict is Verdict.FAILURE:
+            self.breaker.record_failure(permit, outcome.value)
+        elif verdict is Verdict.SUCCESS:
+            self.breaker.record_success(permit)
+        else:
+            self.breaker.release(permit)
 
     def _classify(self, response: HttpResponse) -> Reply:
         status, body = response.status, response.body
@@ -198,13 +206,9 @@ class Provider:
         if status >= 300 and reply.error is None:
             raise BadResponse(f"{self.id}: HTTP {status}", provider=self.id)
         if reply.error is not None:
-            meaning = classify(reply.error)
-            if meaning is ErrorMeaning.RATE_LIMITED:
-                raise ProviderRateLimited(f"{self.id}: rate limited", provider=self.id, reply=reply)
-            if meaning is ErrorMeaning.UNSUPPORTED:
-                raise MethodUnsupported(f"{self.id}: method unsupported", provider=self.id, reply=reply)
-            if meaning is ErrorMeaning.UNAVAILABLE:
-                raise ProviderUnavailable(f"{self.id}: data unavailable", provider=self.id, reply=reply)
+            exc = provider_error(reply.error, self.id, reply=reply)
+            if exc is not None:
+                raise exc
         return reply
 
     def _cool_down(self, retry_after: float | None) -> None:
@@ -231,7 +235,8 @@ class Provider:
         self.retired = True
         await self.http.close()
 
-    def snapshot(self, best_head: int | None) -> dict[str, Any]:
+    def snapshot(self, best_head: int | None, ws: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`ws`: the stats of this provider's upstream WebSocket (owned by the chain's subscriptions)."""
         now = self._clock.monotonic()
         return {
             "id": self.id,
@@ -248,7 +253,7 @@ class Provider:
             "lag": (best_head - self.head) if best_head is not None and self.head is not None else None,
             "cooling_down_s": round(max(0.0, self.cooldown_until - now), 3),
             "inflight": self.inflight,
-            "ws": self.ws.stats if self.ws is not None else None,
+            "ws": ws,
             "breaker_history": list(self.breaker_history),
             "last_errors": list(self.last_errors[-5:]),
         }

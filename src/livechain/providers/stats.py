@@ -8,15 +8,11 @@ The full distributions live in the benchmark store; these are what a pick can af
 
 from __future__ import annotations
 
-import math
-
 from livechain.clock import Clock
-from livechain.metrics.windows import NEUTRAL_OUTCOMES, SUCCESS_OUTCOMES
+from livechain.metrics.scoring import freshness
+from livechain.outcomes import Outcome
 
 ALPHA = 0.2
-#: how fast an unused statistic fades back to the prior (seconds): a provider that recovers is not
-#: punished forever for failures nobody has re-measured
-DECAY_SECONDS = 60.0
 ALL = "*"
 
 
@@ -37,10 +33,10 @@ class MethodStats:
         self._clock = clock
         self.entries: dict[str, Entry] = {}
 
-    def observe(self, method: str, latency_ms: float, outcome: str) -> None:
-        if outcome in NEUTRAL_OUTCOMES:
+    def observe(self, method: str, latency_ms: float, outcome: Outcome) -> None:
+        if not outcome.scored:
             return
-        ok = outcome in SUCCESS_OUTCOMES
+        ok = outcome.answered
         now = self._clock.monotonic()
         entries = self.entries
         for key in (method, ALL):
@@ -65,7 +61,7 @@ class MethodStats:
         return self._clock.monotonic()
 
     def freshness(self, entry: Entry, now: float | None = None) -> float:
-        """1.0 for a statistic measured just now, fading to 0 over DECAY_SECONDS of silence."""
+        """1.0 for a statistic measured just now, fading to 0 over scoring.DECAY_SECONDS of silence."""
         if now is None:
             now = self._clock.monotonic()
-        return math.exp(-(now - entry.last_at) / DECAY_SECONDS)
+        return freshness(now - entry.last_at)

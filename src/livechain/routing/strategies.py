@@ -10,16 +10,14 @@ which to try them; the forwarder fails over along that order. Strategies are syn
                EXPLORE of picks promote a random other provider so every provider keeps being measured.
 - leaderboard: highest score for this method (the default):
 
-      rpc_score   = success² / (1 + latency_ms / 100)                  ∈ (0, 1]
-                    (EWMAs of this method's successes and latency; "*" = all methods when the method
-                    has fewer than MIN_SAMPLES samples; PRIOR = 1.0 while the provider has fewer than
-                    MIN_SAMPLES at all, so a new provider is tried until it has a record)
-      decayed     = f · rpc_score + (1 − f) · PRIOR,   f = exp(−silence / 60 s)
-                    (a provider that nobody has measured for a while drifts back towards the prior and
-                    is sampled again: a recovered provider is not punished forever)
-      score       = decayed · race_factor
-                    race_factor = 0.5 + 0.5 · race_score / best race_score on the chain (1.0 without
-                    race data), race_score being the WebSocket race score of the provider (newHeads).
+      score = decayed(rpc_score(success, latency_ms)) · race_factor
+
+      with the formulas of `metrics.scoring`: rpc_score ∈ (0, 1] from the EWMAs of this method's successes
+      and latency ("*" = all methods when the method has fewer than MIN_SAMPLES samples; PRIOR = 1.0 while
+      the provider has fewer than MIN_SAMPLES at all, so a new provider is tried until it has a record);
+      decayed fades it back to PRIOR over a minute of silence (a recovered provider is not punished
+      forever); race_factor = 0.5 + 0.5 · race_score / best race_score on the chain (1.0 without race data),
+      from the chain's newHeads races.
 """
 
 from __future__ import annotations
@@ -29,13 +27,16 @@ from collections.abc import Callable
 from math import exp
 from typing import Protocol
 
+from livechain.metrics.scoring import DECAY_SECONDS, PRIOR, decayed
+from livechain.metrics.scoring import rpc_score as score_of
 from livechain.providers.provider import Provider
-from livechain.providers.stats import ALL, DECAY_SECONDS
+from livechain.providers.stats import ALL
 
 MIN_SAMPLES = 10
 ORDER_TTL = 0.05  # seconds a leaderboard ranking is reused
-PRIOR = 1.0
 EXPLORE = 0.05
+#: the strategy names, for routes (/rpc/{strategy}/{chain}) and config
+STRATEGY_NAMES: tuple[str, ...] = ("priority", "round_robin", "fastest", "leaderboard")
 
 
 class Strategy(Protocol):
@@ -99,17 +100,14 @@ def rpc_score(provider: Provider, method: str, now: float | None = None) -> floa
         entry = entries.get(ALL)
         if entry is None or entry.samples < MIN_SAMPLES:
             return PRIOR
-    success = entry.success
-    measured = success * success / (1.0 + entry.latency_ms / 100.0)
-    f = stats.freshness(entry, now)
-    return f * measured + (1.0 - f) * PRIOR
+    return decayed(score_of(entry.success, entry.latency_ms), stats.freshness(entry, now))
 
 
 class Leaderboard:
     name = "leaderboard"
 
     def __init__(self, race_factor: Callable[[str], float] | None = None) -> None:
-        #: provider id → multiplier in [0.5, 1.0] from race scores (set by the chain once races exist)
+        #: provider id → multiplier in [0.5, 1.0] from the chain's race scores (1.0 without race data)
         self.race_factor = race_factor
         self._cache: dict[str, tuple[list[Provider], float, list[Provider]]] = {}
 
@@ -142,8 +140,8 @@ class Leaderboard:
         race_factor = self.race_factor
         keys = []
         for p in eligible:
-            # rpc_score(p, method, now), inlined: two calls fewer per provider (bench/selection.py checks
-            # that this order equals sorting by -score())
+            # rpc_score(p, method, now), inlined: four calls fewer per provider (tests/unit/test_strategies.py
+            # proves the result equals score() for every statistic shape)
             entries = p.stats.entries
             entry = entries.get(method)
             if entry is None or entry.samples < MIN_SAMPLES:
@@ -161,9 +159,11 @@ class Leaderboard:
         return [eligible[i] for i in sorted(range(n), key=keys.__getitem__)]
 
 
-STRATEGIES: dict[str, Callable[[], Strategy]] = {
-    "priority": Priority,
-    "round_robin": RoundRobin,
-    "fastest": Fastest,
-    "leaderboard": Leaderboard,
-}
+def make_strategies(race_factor: Callable[[str], float] | None = None) -> dict[str, Strategy]:
+    """One instance of each strategy for a chain; `race_factor` feeds the leaderboard."""
+    return {
+        "priority": Priority(),
+        "round_robin": RoundRobin(),
+        "fastest": Fastest(),
+        "leaderboard": Leaderboard(race_factor),
+    }

@@ -43,18 +43,10 @@ import aiohttp
 import orjson
 from aiohttp import WSCloseCode, WSMsgType
 
-from livechain.errors import (
-    AttemptTimeout,
-    BadResponse,
-    ConnectFailed,
-    MethodUnsupported,
-    ProviderError,
-    ProviderRateLimited,
-    TransportError,
-)
-from livechain.evm.errors import ErrorMeaning, classify
+from livechain.errors import AttemptTimeout, BadResponse, ConnectFailed, ProviderError, TransportError
+from livechain.evm.errors import provider_error
 from livechain.failsafe.backoff import Backoff
-from livechain.jsonrpc.replies import Reply
+from livechain.jsonrpc.replies import NotJsonRpc, Reply, reply_of
 
 __all__ = ["UpstreamWs"]
 
@@ -248,12 +240,10 @@ class UpstreamWs:
 
     def _reply_error(self, method: str, reply: Reply) -> ProviderError:
         error = reply.error or {}
+        known = provider_error(error, self.name, reply=reply, what=f"{method}: ")
+        if known is not None:
+            return known
         text = f"{self.name}: {method} failed: {error.get('code')} {str(error.get('message', ''))[:200]}"
-        meaning = classify(error)
-        if meaning is ErrorMeaning.RATE_LIMITED:
-            return ProviderRateLimited(text, provider=self.name, reply=reply)
-        if meaning is ErrorMeaning.UNSUPPORTED:
-            return MethodUnsupported(text, provider=self.name, reply=reply)
         return BadResponse(text, provider=self.name, reply=reply)
 
     def drop(self, reason: str = "dropped") -> None:
@@ -520,19 +510,10 @@ class UpstreamWs:
         if fut is None or fut.done():
             self._unmatched += 1  # a reply after its timeout, or an id we never sent
             return
-        if body is None:
-            body = orjson.dumps(obj)
-        # The rules of livechain.jsonrpc.replies.parse_reply, on the object already decoded.
-        if "result" in obj:
-            fut.set_result(Reply(body, wid, obj["result"], None))
-            return
-        error = obj.get("error")
-        if type(error) is dict and type(error.get("code")) is int:
-            if type(error.get("message")) is not str:
-                error = {**error, "message": str(error.get("message", ""))}
-            fut.set_result(Reply(body, wid, None, error))
-            return
-        fut.set_exception(BadResponse(f"{self.name}: reply is not JSON-RPC", provider=self.name))
+        try:
+            fut.set_result(reply_of(obj, body))
+        except NotJsonRpc:
+            fut.set_exception(BadResponse(f"{self.name}: reply is not JSON-RPC", provider=self.name))
 
 
 def _reason(ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> str:
