@@ -17,6 +17,7 @@ import uvloop
 from livechain import log as logsetup
 from livechain.app import App
 from livechain.config import ConfigStore, parse_config
+from livechain.demo.controls import Controls
 from livechain.devnet import Anvil
 from livechain.faults import FaultProxy
 
@@ -66,6 +67,11 @@ class Livechain:
     @property
     def registry(self):
         return self.app.registry
+
+    @property
+    def controls(self) -> Controls:
+        """The plugged-in simulator and fault controls."""
+        return next(p for p in self.app.edge.plugins if isinstance(p, Controls))
 
     def chain(self, name: str = "dev"):
         return self.app.registry.resolve(name)
@@ -155,9 +161,13 @@ async def start_livechain() -> AsyncIterator:
     logs = io.StringIO()
     logsetup.setup("debug", "json", stream=logs)
 
-    async def start(text: str, config_path: str | None = None, **app_kwargs: Any) -> Livechain:
+    async def start(
+        text: str, config_path: str | None = None, *, faults: dict | None = None, demo: bool = False, **app_kwargs: Any
+    ) -> Livechain:
+        """`faults` ("chain/provider" → proxy) and `demo` plug in the demo's controls, as `livechain demo` does;
+        without them the simulator controls are plugged in as `livechain serve` does."""
         store = ConfigStore(config_path, parse_config(text))
-        app = App(store, **app_kwargs)
+        app = App(store, plugins=[Controls.factory(faults, demo=demo)], **app_kwargs)
         await app.start("127.0.0.1", 0)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         started.append((app, session))

@@ -54,13 +54,15 @@ def _load(path: str):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from livechain.app import App, run, serve
+    from livechain.demo.controls import Controls
 
     config = _load(args.config)
     if config is None:
         return 2
     logsetup.setup(config.logging.level, config.logging.format)
     store = ConfigStore(args.config, config)
-    run(serve(App(store), args.host, args.port))
+    # the dashboard's load simulator, behind the admin token (no fault proxies outside the demo)
+    run(serve(App(store, plugins=[Controls.factory()]), args.host, args.port))
     return 0
 
 
@@ -83,7 +85,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from livechain.demo import main as demo_main
+    from livechain.demo.run import main as demo_main
 
     return demo_main(args.host, args.port)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from livechain.app import App
-from livechain.demo import Demo
+from livechain.demo.run import Demo
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

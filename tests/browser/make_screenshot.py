@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import async_playwright
 
-from livechain.demo import Demo
+from livechain.demo.run import Demo
 from livechain.faults import Fault
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 

@@ -174,7 +174,7 @@ async def test_a_reconnecting_client_catches_up_from_its_last_event_id(livechain
 async def test_a_slow_sse_client_is_dropped_while_a_fast_one_keeps_receiving(livechain):
     """A client that never reads is disconnected once its unsent bytes pass the buffer limit; a client
     that reads keeps getting every tick, before and after."""
-    hub = livechain.app.dashboard.live
+    hub = livechain.app.edge.live
     hub.buffer_limit = 64 * 1024
     loop = asyncio.get_running_loop()
     slow = socket.socket()
@@ -251,7 +251,7 @@ async def test_the_simulator_refuses_settings_beyond_its_bounds(livechain, chang
     status, reply = await request(livechain, "POST", "/api/simulator", body, TOKEN)
     assert status == 400, reply
     assert field in reply["error"]
-    assert livechain.app.dashboard.simulator.active() == 0
+    assert livechain.controls.simulator.active() == 0
 
 
 async def test_only_one_simulator_run_per_chain_and_stop_ends_it(livechain):
@@ -283,7 +283,7 @@ async def test_simulator_controls_need_the_admin_token_outside_demo_mode(livecha
     assert state["controls"]["allowed"] is True
     open_ = await start_livechain(config_text_for(proxies), admin_token="")
     assert (await request(open_, "POST", "/api/simulator", body, "anything"))[0] == 403
-    assert livechain.app.dashboard.simulator.active() == 0 and open_.app.dashboard.simulator.active() == 0
+    assert livechain.controls.simulator.active() == 0 and open_.controls.simulator.active() == 0
 
 
 async def test_the_simulator_sends_real_json_rpc_through_livechain_and_stops_after_its_duration(livechain):
@@ -308,7 +308,7 @@ async def test_websocket_load_and_newheads_subscribers_go_through_livechains_web
     body = {"action": "start", "chain": "dev", "rate": 40, "duration_s": 20, "transport": "ws", "subscribers": 3}
     status, _ = await request(livechain, "POST", "/api/simulator", body, TOKEN)
     assert status == 200
-    dashboard = livechain.app.dashboard
+    dashboard = livechain.controls
     deadline = time.monotonic() + 10
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:

@@ -8,10 +8,10 @@ import aiohttp
 import orjson
 import pytest
 
+from livechain.clients.access import Access
 from livechain.clock import ManualClock
 from livechain.config import parse_config
 from livechain.errors import LimitExceeded, Unauthorized
-from livechain.server.access import Access
 from tests.conftest import config_text, dev_chain
 
 KEY = "client-key-0123456789"

@@ -11,7 +11,6 @@ import aiohttp
 import orjson
 
 from livechain.devnet import Anvil
-from livechain.failsafe.supervise import restarts
 from livechain.faults import Fault
 from tests.conftest import chain_yaml, config_text, dev_chain, provider_yaml, wait_for
 from tests.integration.test_persistence import start_process
@@ -81,6 +80,7 @@ async def _crash_scenario(start_livechain, anvil, providers_a, providers_b):
         return await real(*args, **kwargs)
 
     provider.attempt = flaky_attempt
+    restarts = lc.app.restarts
     before = restarts.get("alpha/health/p0", 0)
     beta_ok = 0
     for i in range(30):

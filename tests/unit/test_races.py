@@ -20,10 +20,10 @@ MS = 1_000_000
 def test_first_arrival_wins_and_later_arrivals_lose_by_their_margin():
     store = BenchmarkStore("c", clock=ManualClock())
     agg = RaceAggregator("newHeads", store, {})
-    assert agg.arrive("0xa", "fast", 100 * MS)
-    assert not agg.arrive("0xa", "slow", 130 * MS)
-    assert not agg.arrive("0xa", "slower", 180 * MS)
-    assert not agg.arrive("0xa", "slow", 190 * MS)  # the same provider again is no new race
+    assert agg.race("0xa", "fast", 100 * MS)
+    assert not agg.race("0xa", "slow", 130 * MS)
+    assert not agg.race("0xa", "slower", 180 * MS)
+    assert not agg.race("0xa", "slow", 190 * MS)  # the same provider again is no new race
     races = store.races()
     assert races["fast"]["newHeads"]["wins"] == 1
     assert races["slow"]["newHeads"]["avg_margin_ms"] == 30.0
@@ -38,7 +38,7 @@ def test_seen_set_is_bounded_and_counts_silent_misses_of_subscribed_providers():
     live = {"a": 0, "b": 0, "late": 10_000 * MS}
     agg = RaceAggregator("newHeads", store, live, max_events=100, max_age=1.0)
     for i in range(1000):
-        agg.arrive(f"0x{i}", "a", 1000 * MS + i * MS)
+        agg.race(f"0x{i}", "a", 1000 * MS + i * MS)
     assert len(agg) <= 100
     agg.expire(10**12)
     assert len(agg) == 0
@@ -121,7 +121,7 @@ def tracker_for(chain: Chain) -> tuple[HeadTracker, Recorder, list]:
 
     tracker = HeadTracker("c", chain.fetch, spawn=spawn)
     rec = Recorder()
-    tracker.listeners.append(rec)
+    tracker.follow(rec)
     return tracker, rec, tasks
 
 
@@ -155,8 +155,8 @@ async def test_contiguous_heads_are_delivered_synchronously_and_duplicates_dropp
     chain = Chain()
     tracker, rec, tasks = tracker_for(chain)
     for n in range(1, 6):
-        tracker.arrive(chain.add(block(n)))
-    tracker.arrive(chain.by_number[3])
+        tracker.offer(chain.add(block(n)))
+    tracker.offer(chain.by_number[3])
     assert [b[0] for b in rec.blocks] == [1, 2, 3, 4, 5] and not tasks and not chain.fetches
 
 
@@ -165,10 +165,10 @@ async def test_a_gap_is_backfilled_in_order_before_the_new_head_and_retried_on_f
     tracker, rec, tasks = tracker_for(chain)
     for n in range(1, 11):
         chain.add(block(n))
-    tracker.arrive(chain.by_number[1])
+    tracker.offer(chain.by_number[1])
     chain.fail = 1  # the first fetch fails: retried with backoff, nothing skipped
-    tracker.arrive(chain.by_number[5])
-    tracker.arrive(chain.by_number[6])  # arrives while the backfill runs: queued behind it
+    tracker.offer(chain.by_number[5])
+    tracker.offer(chain.by_number[6])  # arrives while the backfill runs: queued behind it
     await settle(tasks)
     assert [(n, bf) for n, _, bf in rec.blocks] == [(1, False), (2, True), (3, True), (4, True), (5, False), (6, False)]
 
@@ -177,13 +177,13 @@ async def test_reorg_reports_orphans_newest_first_then_the_new_branch():
     chain = Chain()
     tracker, rec, tasks = tracker_for(chain)
     for n in range(1, 6):
-        tracker.arrive(chain.add(block(n)))
+        tracker.offer(chain.add(block(n)))
     # blocks 4' and 5' replace 4 and 5; then 6' arrives
     b4 = chain.add(block(4, fork="bb", parent_fork=""))
     b4["parentHash"] = chain.by_number[3]["hash"]
     b5 = chain.add(block(5, fork="bb"))
     b6 = chain.add(block(6, fork="bb"))
-    tracker.arrive(b6)
+    tracker.offer(b6)
     await settle(tasks)
     assert rec.reorgs == [(3, [(5, block(5)["hash"]), (4, block(4)["hash"])])]
     assert [b[1] for b in rec.blocks[-3:]] == [b4["hash"], b5["hash"], b6["hash"]]
@@ -199,15 +199,15 @@ async def test_logs_feed_removes_orphaned_logs_then_backfills_the_new_branch():
     feed.bind("p", "0xup", 0)
     for n in range(1, 4):
         b = chain.add(block(n))
-        tracker.arrive(b)
+        tracker.offer(b)
         entry = {"blockHash": b["hash"], "blockNumber": b["number"], "logIndex": "0x0", "address": "0x" + "11" * 20}
-        feed.arrive("p", entry, n * MS)
-        feed.arrive("q", entry, n * MS + 5)  # a second provider: deduplicated by the race
+        feed.receive("p", entry, n * MS)
+        feed.receive("q", entry, n * MS + 5)  # a second provider: deduplicated by the race
     assert len(sent) == 3
     new3 = chain.add(block(3, fork="cc", parent_fork=""))
     new3["parentHash"] = chain.by_number[2]["hash"]
     chain.logs = [{"blockHash": new3["hash"], "blockNumber": "0x3", "logIndex": "0x0", "address": "0x" + "11" * 20}]
-    tracker.arrive(new3)
+    tracker.offer(new3)
     await settle(tasks)
     assert sent[3]["removed"] is True and sent[3]["blockHash"] == block(3)["hash"]
     assert sent[4]["blockHash"] == new3["hash"] and not sent[4].get("removed")
@@ -235,16 +235,16 @@ async def test_logs_backfill_after_a_long_outage_goes_in_provider_sized_ranges_a
     tracker, _, tasks = tracker_for(chain)
     feed, sent = logs_feed(tracker, tasks, {}, limited_fetch)
     feed.bind("p", "0xup", 0)
-    tracker.arrive(chain.add(block(1)))
+    tracker.offer(chain.add(block(1)))
     feed.unbind("p")  # every provider lost: what happens now must be backfilled
     for n in range(2, 2402):
-        tracker.arrive(chain.add(block(n)))
+        tracker.offer(chain.add(block(n)))
     chain.logs = [
         {"blockHash": chain.by_number[n]["hash"], "blockNumber": hex(n), "logIndex": "0x0", "address": "0x" + "22" * 20}
         for n in range(2, 2402, 7)
     ]
     feed.bind("p", "0xup", 0)
-    tracker.arrive(chain.add(block(2402)))
+    tracker.offer(chain.add(block(2402)))
     await settle(tasks)
     for _ in range(500):  # the halvings' backoff sleeps add up to well under a second
         if feed._worker is not None and feed._worker.done():

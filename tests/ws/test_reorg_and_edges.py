@@ -109,11 +109,11 @@ async def test_a_client_that_cannot_keep_up_is_closed_with_a_reason_while_others
             slow.write(masked_text(orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]})))
         await slow.drain()
         good_sid = await good.subscribe("newHeads")
-        sessions = lc.app.ws.sessions
+        sessions = lc.app.edge.ws.sessions
         async with asyncio.timeout(5):
-            while not any(len(x.subs) == 600 for x in sessions):
+            while not any(x.subscriptions == 600 for x in sessions):
                 await asyncio.sleep(0.02)
-        slow_session = next(x for x in sessions if len(x.subs) == 600)
+        slow_session = next(x for x in sessions if x.subscriptions == 600)
         for _ in range(60):
             await node.rpc("evm_mine", [])
             await asyncio.sleep(0.05)

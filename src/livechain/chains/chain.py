@@ -1,28 +1,50 @@
-"""One chain: its providers, benchmark store, strategies, forwarder and background work.
+"""One chain: the facade every entry point talks to.
 
-`Chain` is the facade the web edge talks to. Its background tasks (one supervised health loop per
-provider, draining of retired providers) live in its own TaskSet: a crash inside them restarts that part
-only, logged and counted, and never touches another chain.
+    call(request, route, client)        one JSON-RPC request through the chain's pipeline → an Answer
+    route(strategy, provider)           how calls pick providers (a strategy, or one pinned provider)
+    check_batch(size)                   the chain's batch limit
+    subscribe(params, sink, sid)        a client subscription on the chain's raced feeds
+    unsubscribe(subscription)
+    snapshot(), and the read-only views in `chains.views`
+
+Behind it: the provider pool (breakers, heads, health), the benchmark store, the strategies, the forwarder,
+the request pipeline (`livechain.pipeline`: policy → limits → forward → fixes → record) and the subscription
+manager. Nothing outside `chains/` reaches them; the web edge and the library call these methods.
+
+Background tasks (one supervised health loop per provider, draining of retired providers, the provider
+WebSockets) live in the chain's own TaskSet, supervised by the application's `Supervisor`: a crash restarts
+that part only, logged, counted and published, and never touches another chain.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import ChainConfig, MetricsConfig
-from livechain.errors import ProviderError
+from livechain.errors import LimitExceeded, MethodNotFound, NoRoute, ProviderError, UnknownChain
 from livechain.events import EventBus
+from livechain.evm.fixes import Floor
 from livechain.evm.methods import MethodPolicy
-from livechain.failsafe import TaskSet, supervise
+from livechain.failsafe import Supervisor, TaskSet
 from livechain.jsonrpc.messages import Request
+from livechain.jsonrpc.replies import Answer
 from livechain.metrics.scoring import race_factors, race_score
 from livechain.metrics.store import BenchmarkStore
 from livechain.metrics.traffic import Traffic
+from livechain.pipeline import Call, Pipeline, Route
+from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
+from livechain.pipeline.limits import LogsRange
+from livechain.pipeline.policy import Policy
+from livechain.pipeline.record import Record
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 from livechain.routing.forwarder import Forwarder
-from livechain.routing.strategies import STRATEGIES, Leaderboard, Strategy
-from livechain.subscriptions.manager import SubscriptionManager
+from livechain.routing.strategies import Strategy, make_strategies
+from livechain.subscriptions.feeds import Sink
+from livechain.subscriptions.manager import Subscription, SubscriptionManager
 
 
 class Chain:
@@ -33,12 +55,14 @@ class Chain:
         region: str,
         metrics: MetricsConfig,
         events: EventBus,
+        supervisor: Supervisor,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = config.name
         self.config = config
         self.events = events
         self._clock = clock
+        self._supervisor = supervisor
         self.store = BenchmarkStore(
             config.name,
             region=region,
@@ -47,22 +71,38 @@ class Chain:
             max_entries=metrics.max_entries,
             clock=clock,
         )
-        self.pool = ProviderPool(config, store=self.store, events=events, clock=clock)
+        self.pool = ProviderPool(config, store=self.store, events=events, clock=clock, on_best_head=self._best_head)
         self.traffic = Traffic(clock.monotonic)
         self.forwarder = Forwarder(self.pool, events, clock)
-        self.strategies: dict[str, Strategy] = {name: make() for name, make in STRATEGIES.items()}
-        self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
+        #: provider id → leaderboard multiplier from newHeads race scores (refreshed off the request path)
+        self.race_factors: dict[str, float] = {}
+        self.strategies: dict[str, Strategy] = make_strategies(lambda pid: self.race_factors.get(pid, 1.0))
         self.tasks = TaskSet(f"chain/{self.name}")
         self._health: dict[str, object] = {}
         self.subscriptions = SubscriptionManager(
-            self.name, self.pool, self.store, events, self.fetch, self.tasks,
+            self.name, self.pool, self.store, events, self.fetch, self.tasks, supervisor,
             liveness=config.ws_liveness, window=config.race_window,
         )
-        #: provider id → leaderboard multiplier from newHeads race scores (refreshed off the request path)
-        self.race_factors: dict[str, float] = {}
-        leaderboard = self.strategies["leaderboard"]
-        assert isinstance(leaderboard, Leaderboard)
-        leaderboard.race_factor = lambda pid: self.race_factors.get(pid, 1.0)
+        self._floor = Floor()  # eth_blockNumber's floor outlives config reloads
+        self._record = Record(self.name, self.traffic)
+        self._adopt(config)
+
+    def _adopt(self, config: ChainConfig) -> None:
+        """Build what depends on the config: the method policy, the pipeline, the routes."""
+        self.config = config
+        self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
+        self.pipeline = Pipeline(
+            [
+                Policy(self.name, self.policy),
+                LogsRange(config.max_block_range, lambda: self.pool.best_head),
+                BlockNumberFloor(self._floor),
+                AlreadyKnown(),
+            ],
+            self._forward,
+            self._record,
+        )
+        self._routes = {name: Route(strategy) for name, strategy in self.strategies.items()}
+        self.default_route = self._routes[config.strategy]
 
     @property
     def clock(self) -> Clock:
@@ -74,10 +114,62 @@ class Chain:
 
     @property
     def strategy(self) -> Strategy:
-        return self.strategies[self.config.strategy]
+        return self.default_route.strategy
 
     def provider(self, provider_id: str) -> Provider | None:
         return self.pool.by_id.get(provider_id)
+
+    # ------------------------------------------------------------------ requests
+
+    def call(self, request: Request, route: Route | None = None, client: str | None = None) -> Awaitable[Answer]:
+        """One request through the pipeline. The answer, or a `livechain.errors` error (client errors,
+        routing errors, InternalError for a bug). A provider's own JSON-RPC error is an answer."""
+        return self.pipeline.run(Call(request, route or self.default_route, client))
+
+    def _forward(self, call: Call) -> Awaitable[Answer]:
+        route = call.route
+        return self.forwarder.forward(call.request, route.strategy, route.pinned)
+
+    def route(self, strategy: str | None = None, provider: str | None = None) -> Route:
+        """The route of `/rpc/{strategy}/{chain}` (None: the chain's strategy) or `/rpc/provider/{id}/{chain}`."""
+        if provider is not None:
+            pinned = self.pool.by_id.get(provider)
+            if pinned is None:
+                raise UnknownChain(f"unknown provider {provider[:64]} on chain {self.name}")
+            return Route(self.default_route.strategy, pinned)
+        if strategy is None:
+            return self.default_route
+        found = self._routes.get(strategy)
+        if found is None:
+            raise NoRoute(f"unknown strategy {strategy[:64]}")
+        return found
+
+    def check_batch(self, size: int) -> None:
+        limit = self.config.batch_limit
+        if size > limit:
+            raise LimitExceeded(f"batch of {size} requests exceeds this chain's limit of {limit}")
+
+    async def fetch(self, method: str, params: list) -> object:
+        """One request of Livechain's own (backfills), straight to the forwarder: not client traffic. Raises
+        when no provider gives a result."""
+        done = await self.forwarder.forward(Request(method, params, 1), self.strategy)
+        reply = done.reply
+        if reply is None or reply.error is not None:
+            raise ProviderError(f"{method} gave no result", provider=done.provider)
+        return reply.result
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def subscribe(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
+        """Subscribe `sink` (a client connection) to this chain's raced feed for `params` under its own id.
+        Raises MethodNotFound when the chain denies eth_subscribe, InvalidParams for bad parameters. The
+        caller answers the client before the first notification can arrive (nothing here awaits)."""
+        if self.policy.denies_subscriptions:
+            raise MethodNotFound("eth_subscribe is denied on this chain")
+        return self.subscriptions.subscribe(params, sink, sid)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.subscriptions.unsubscribe(subscription)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,14 +178,8 @@ class Chain:
             self._watch(provider)
         self.subscriptions.start()
 
-    async def fetch(self, method: str, params: list) -> object:
-        """One request through this chain's own routing (used for backfills). Raises when no provider
-        gives a result."""
-        done = await self.forwarder.forward(Request(method, params, 1), self.strategy)
-        reply = done.reply
-        if reply is None or reply.error is not None:
-            raise ProviderError(f"{method} gave no result", provider=done.provider)
-        return reply.result
+    def _best_head(self, number: int) -> None:
+        self.subscriptions.best_head_advanced(number)
 
     def refresh_scores(self) -> None:
         """Recompute race scores → leaderboard factors (timer task, not the request path)."""
@@ -111,17 +197,13 @@ class Chain:
         name = f"{self.name}/health/{provider.id}"
         self._health[provider.id] = self.tasks.spawn(
             name,
-            supervise(name, lambda: health_loop(self.pool, provider), on_crash=self._crashed),
+            self._supervisor.supervise(name, lambda: health_loop(self.pool, provider), chain=self.name),
         )
-
-    def _crashed(self, task: str, exc: BaseException, count: int) -> None:
-        self.events.publish("restart", chain=self.name, task=task, restarts=count, error=type(exc).__name__)
 
     def reconfigure(self, config: ChainConfig) -> None:
         """Adopt a new config for this chain without failing in-flight requests."""
-        self.config = config
-        self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
         added, retired = self.pool.reconcile(config)
+        self._adopt(config)
         for provider in retired:
             self.subscriptions.remove_provider(provider)
             task = self._health.pop(provider.id, None)
@@ -146,11 +228,13 @@ class Chain:
 
     def snapshot(self) -> dict:
         best = self.pool.best_head
+        ws = self.subscriptions.ws_stats
         return {
             "name": self.name,
             "chain_id": self.chain_id,
             "strategy": self.config.strategy,
+            "pipeline": self.pipeline.describe(),
             "best_head": best,
-            "providers": [p.snapshot(best) for p in self.pool.providers],
+            "providers": [p.snapshot(best, ws(p.id)) for p in self.pool.providers],
             "subscriptions": self.subscriptions.snapshot(),
         }

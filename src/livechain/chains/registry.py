@@ -13,12 +13,15 @@ from livechain.chains.chain import Chain
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import Config
 from livechain.events import EventBus
-from livechain.failsafe import TaskSet
+from livechain.failsafe import Supervisor, TaskSet
 
 
 class ChainRegistry:
-    def __init__(self, config: Config, *, events: EventBus, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, config: Config, *, events: EventBus, supervisor: Supervisor, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.events = events
+        self._supervisor = supervisor
         self._clock = clock
         self.config = config
         self.by_name: dict[str, Chain] = {}
@@ -30,7 +33,10 @@ class ChainRegistry:
         self._index()
 
     def _new(self, cfg, config: Config) -> Chain:
-        return Chain(cfg, region=config.region, metrics=config.metrics, events=self.events, clock=self._clock)
+        return Chain(
+            cfg, region=config.region, metrics=config.metrics, events=self.events, supervisor=self._supervisor,
+            clock=self._clock,
+        )
 
     def _index(self) -> None:
         by_key = dict(self.by_name)

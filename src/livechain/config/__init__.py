@@ -8,7 +8,7 @@ Usage:
 
 from .durations import format_duration, parse_duration
 from .expand import expand_env, format_path
-from .load import REGION_ENV, ConfigError, load_config, parse_config
+from .load import REGION_ENV, ConfigError, config_from_mapping, load_config, parse_config
 from .schema import (
     BreakerConfig,
     ChainConfig,
@@ -44,6 +44,7 @@ __all__ = [
     "ServerConfig",
     "Strategy",
     "WsServerConfig",
+    "config_from_mapping",
     "diff_configs",
     "expand_env",
     "format_duration",

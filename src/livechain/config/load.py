@@ -124,10 +124,16 @@ def _under(path: str, prefixes: set[str]) -> bool:
 
 def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
     """Parse YAML text into a validated Config; raise ConfigError with every problem found."""
-    environ: Mapping[str, str] = os.environ if env is None else env
     raw = _load_yaml(text, source)
-    if raw is None:
-        raw = {}
+    return config_from_mapping({} if raw is None else raw, source=source, env=env)
+
+
+def config_from_mapping(
+    raw: object, *, source: str = "<mapping>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a mapping with the file's schema (`${ENV}` expanded in its strings) into a Config; raise
+    ConfigError with every problem found — what an embedding program passes to `Livechain.from_config`."""
+    environ: Mapping[str, str] = os.environ if env is None else env
     if not isinstance(raw, dict):
         raise ConfigError([(source, "the top level must be a mapping")], source=source)
     expanded, problems = expand_env(raw, environ)

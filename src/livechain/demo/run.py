@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from livechain import log as logsetup
 from livechain.app import App, run
 from livechain.config import ConfigStore, parse_config
+from livechain.demo.controls import Controls
 from livechain.devnet import Anvil
 from livechain.faults import Fault, FaultControlServer, FaultProxy
 
@@ -95,8 +96,7 @@ class Demo:
         self.app = App(
             ConfigStore(None, parse_config(text)),
             admin_token=os.environ.get("LIVECHAIN_ADMIN_TOKEN"),
-            faults=self.proxies,
-            demo=True,
+            plugins=[Controls.factory(self.proxies, demo=True)],
         )
         await self.app.start()
         return self.app

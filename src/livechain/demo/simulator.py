@@ -397,15 +397,20 @@ class _WsRpc:
 class Simulator:
     """At most one run per chain; finished runs stay readable until the next start."""
 
-    def __init__(self, port: Callable[[], int]) -> None:
-        self._port = port  # this process's HTTP port, known only once the app listens
+    def __init__(self, address: Callable[[], tuple[str, int]]) -> None:
+        self._address = address  # where this process's edge listens, known only once it does
         self.runs: dict[str, SimulatorRun] = {}
 
     def start(self, settings: SimSettings) -> SimulatorRun:
         current = self.runs.get(settings.chain)
         if current is not None and current.running:
             raise RuntimeError(f"a simulator run is already active on {settings.chain}; stop it first")
-        run = SimulatorRun(settings, self._port())
+        host, port = self._address()
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        run = SimulatorRun(settings, port, host=host)
         self.runs[settings.chain] = run
         run.start()
         return run

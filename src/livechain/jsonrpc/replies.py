@@ -38,6 +38,25 @@ class Reply:
         return dumps(msg)
 
 
+@dataclass(slots=True)
+class Answer:
+    """What one client request got: the reply for the client (bytes with the client's own id, and decoded),
+    who answered and after how many attempts. Built by the forwarder; reply fixes replace it with a new one.
+    `reply` is None only for an answer built without a provider's reply (none so far: kept for stages that
+    answer from elsewhere, e.g. a cache, which then set `provider` to "")."""
+
+    body: bytes
+    provider: str
+    attempts: int
+    reply: Reply | None = None
+
+    def value(self) -> Reply:
+        """The decoded reply (decoded from `body` when a stage gave none)."""
+        if self.reply is None:
+            self.reply = reply_of(orjson.loads(self.body), self.body)
+        return self.reply
+
+
 class NotJsonRpc(ValueError):
     """The bytes are not one JSON-RPC 2.0 response object."""
 
@@ -49,11 +68,17 @@ def parse_reply(body: bytes) -> Reply:
         raise NotJsonRpc("reply is not JSON") from None
     if type(obj) is not dict:
         raise NotJsonRpc("reply is not a JSON object")
+    return reply_of(obj, body)
+
+
+def reply_of(obj: dict, body: bytes | None = None) -> Reply:
+    """The reply an already decoded response object stands for (`body`: its bytes, re-encoded when None).
+    The rules of a JSON-RPC response, in one place: a `result` member, or an `error` with an integer code."""
     if "result" in obj:
-        return Reply(body, obj.get("id"), obj["result"], None)
+        return Reply(orjson.dumps(obj) if body is None else body, obj.get("id"), obj["result"], None)
     error = obj.get("error")
     if type(error) is dict and type(error.get("code")) is int:
         if type(error.get("message")) is not str:
             error = {**error, "message": str(error.get("message", ""))}
-        return Reply(body, obj.get("id"), None, error)
+        return Reply(orjson.dumps(obj) if body is None else body, obj.get("id"), None, error)
     raise NotJsonRpc("reply has neither result nor a valid error")

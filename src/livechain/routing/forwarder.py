@@ -3,10 +3,8 @@
 - Deadline: the whole request's budget (`chain.deadline`); each attempt gets min(attempt_timeout, what is
   left). Up to `max_attempts` providers are tried, each at most once.
 - A provider's own JSON-RPC error (revert, invalid params) is the answer: returned, never failed over.
-- eth_sendRawTransaction fails over too (a resent signed transaction is harmless); "already known" from a
-  later provider means an earlier attempt delivered it: success with the transaction's hash.
-- eth_blockNumber is monotonic per chain: an answer lower than one already given is raised to it (the
-  users' classic complaint with several providers a block apart).
+- eth_sendRawTransaction fails over too (a resent signed transaction is harmless; the pipeline's
+  already-known fix turns a later provider's "already known" into the transaction's hash).
 - Hedging (opt-in, `hedge_after`): an attempt still unanswered after that long is raced by the next
   provider's; the first usable answer wins.
 - When every attempt failed: the last provider's own JSON-RPC reply if one was a real answer (e.g. every
@@ -17,44 +15,18 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
-
-from Crypto.Hash import keccak
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.errors import AllAttemptsFailed, DeadlineExceeded, NoProviderAvailable, ProviderError
 from livechain.events import EventBus
-from livechain.evm.errors import ErrorMeaning, classify
-from livechain.evm.events import hex_number
-from livechain.evm.methods import SEND_RAW_TRANSACTION
-from livechain.jsonrpc.messages import Request, result_response
-from livechain.jsonrpc.replies import Reply
+from livechain.jsonrpc.messages import Request
+from livechain.jsonrpc.replies import Answer, Reply
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 from livechain.routing.selection import eligible
 from livechain.routing.strategies import Strategy
 
 WIRE_ID = 1
-BLOCK_NUMBER = "eth_blockNumber"
-
-
-@dataclass(slots=True)
-class Forwarded:
-    body: bytes  # the reply for the client (its own id)
-    provider: str  # id of the provider whose answer this is ("" when none answered)
-    attempts: int
-    reply: Reply | None = None  # the decoded reply, for callers that need the value (backfill)
-
-
-def _tx_hash(params: Any) -> str | None:
-    if isinstance(params, list) and params and isinstance(params[0], str) and params[0].startswith("0x"):
-        try:
-            raw = bytes.fromhex(params[0][2:])
-        except ValueError:
-            return None
-        return "0x" + keccak.new(digest_bits=256, data=raw).hexdigest()
-    return None
 
 
 class Forwarder:
@@ -62,19 +34,7 @@ class Forwarder:
         self.pool = pool
         self._events = events
         self._clock = clock
-        self.highest_block_number = -1
         self._stragglers: set[asyncio.Task] = set()
-
-    def _monotonic_block_number(self, result: object) -> str | None:
-        """eth_blockNumber never goes backwards for clients of this chain: a provider a block or two behind
-        (within max_lag_blocks) is answered with the highest number already returned. None = pass through."""
-        number = hex_number(result)
-        if number is None:
-            return None
-        if number >= self.highest_block_number:
-            self.highest_block_number = number
-            return None
-        return hex(self.highest_block_number)
 
     def plan(self, method: str, strategy: Strategy, pinned: Provider | None = None) -> list[Provider]:
         if pinned is not None:
@@ -82,7 +42,7 @@ class Forwarder:
         order = strategy.order(eligible(self.pool, method, self._clock), method)
         return order[: self.pool.config.max_attempts]
 
-    async def forward(self, request: Request, strategy: Strategy, pinned: Provider | None = None) -> Forwarded:
+    async def forward(self, request: Request, strategy: Strategy, pinned: Provider | None = None) -> Answer:
         cfg = self.pool.config
         clock = self._clock
         deadline = clock.monotonic() + cfg.deadline
@@ -114,40 +74,26 @@ class Forwarder:
                         "failover", chain=self.pool.chain, provider=provider.id, reason=exc.kind, method=method
                     )
                 continue
-            return self._answer(request, provider, reply, attempts)
+            return Answer(reply.for_client(request.reply_id), provider.id, attempts, reply)
         return self._failed(request, answered, last, attempts, deadline)
-
-    def _answer(self, request: Request, provider: Provider, reply: Reply, attempts: int) -> Forwarded:
-        """The client's reply from a provider's reply (monotonic eth_blockNumber, already-known transactions)."""
-        method = request.method
-        if method == BLOCK_NUMBER and reply.error is None:
-            clamped = self._monotonic_block_number(reply.result)
-            if clamped is not None:
-                return Forwarded(result_response(request.reply_id, clamped), provider.id, attempts)
-        if attempts > 1 and method == SEND_RAW_TRANSACTION and reply.error is not None:
-            if classify(reply.error) is ErrorMeaning.ALREADY_KNOWN:
-                tx_hash = _tx_hash(request.params)
-                if tx_hash is not None:
-                    return Forwarded(result_response(request.reply_id, tx_hash), provider.id, attempts)
-        return Forwarded(reply.for_client(request.reply_id), provider.id, attempts, reply)
 
     def _failed(
         self, request: Request, answered: ProviderError | None, last: ProviderError | None, attempts: int,
         deadline: float,
-    ) -> Forwarded:
+    ) -> Answer:
         """Every attempt failed: the last real provider answer if there was one, else one routing error."""
         cfg = self.pool.config
         clock = self._clock
         if answered is not None:
             reply = answered.reply
-            return Forwarded(reply.for_client(request.reply_id), answered.provider, attempts, reply)
+            return Answer(reply.for_client(request.reply_id), answered.provider, attempts, reply)
         if clock.monotonic() >= deadline:
             raise DeadlineExceeded(attempts, cfg.deadline)
         raise AllAttemptsFailed(attempts, last)
 
     async def _hedged(
         self, request: Request, body: bytes, plan: list[Provider], deadline: float, hedge_after: float
-    ) -> Forwarded:
+    ) -> Answer:
         """Like the sequential path, but when the running attempt has not answered within `hedge_after`, the
         next provider is started too; the first usable answer wins. The attempts it beat keep running to their
         own end (their outcome is recorded); on cancellation or deadline they are cancelled (never counted
@@ -195,7 +141,8 @@ class Forwarder:
                     if exc is None:
                         self._let_finish(running)
                         running = {}
-                        return self._answer(request, provider, task.result(), attempts)
+                        reply = task.result()
+                        return Answer(reply.for_client(request.reply_id), provider.id, attempts, reply)
                     if not isinstance(exc, ProviderError):
                         raise exc
                     last = exc

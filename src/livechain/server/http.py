@@ -17,33 +17,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import httptools
 
+from livechain.clients.access import AddressCounts
+from livechain.errors import (
+    BadHttpRequest,
+    HeadersTooLarge,
+    LivechainError,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    ShuttingDown,
+)
+from livechain.server.messages import Request, Response, StreamResponse, encode, error_response
+
 log = logging.getLogger("livechain.server")
 
-REASONS = {
-    101: "Switching Protocols",
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    413: "Payload Too Large",
-    426: "Upgrade Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-_STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in REASONS.items()}
-_JSON_HEAD = b"content-type: application/json\r\ncontent-length: "
 #: request header names as clients usually send them → the lower-cased str key (saves a decode + lower)
 _HEADER_NAMES = {
     raw: raw.decode("latin-1").lower()
@@ -61,35 +53,6 @@ MAX_PIPELINE = 32  # parsed-but-unanswered requests per connection before readin
 _TIMER_SLACK = 0.001  # loops may fire a timer up to ~1 ms early (uvloop rounds to ms)
 
 
-@dataclass(slots=True)
-class Request:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    peer: str
-    keep_alive: bool = True
-    upgrade: bool = False
-
-
-@dataclass(slots=True)
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False
-
-
-@dataclass(slots=True)
-class StreamResponse(Response):
-    """A streamed body (Server-Sent Events): the head goes out without content-length, then the connection's
-    worker awaits `stream(transport)`; the connection closes when it returns (losing it cancels the stream)."""
-
-    stream: Callable[[asyncio.Transport], Awaitable[None]] | None = None
-
-
 class Dispatcher(Protocol):
     async def dispatch(self, request: Request) -> Response: ...
 
@@ -97,22 +60,20 @@ class Dispatcher(Protocol):
         """Take over the connection for a WebSocket; None = refuse (the edge answers 400/404)."""
         ...
 
-    def error_response(self, status: int, message: str) -> Response: ...
-
 
 @dataclass
 class Limits:
     max_body_bytes: int = 2 * 1024 * 1024
     header_timeout: float = 10.0
     idle_timeout: float = 75.0
-    max_connections_per_ip: int = 512
 
 
 class ConnectionTracker:
-    """Open connections, per IP and in total; closes idle ones on shutdown."""
+    """Open HTTP connections (closed when idle on shutdown) and the per-address connection counts, which the
+    WebSocket edge shares: a WebSocket takes over the slot of the HTTP connection it was upgraded from."""
 
-    def __init__(self) -> None:
-        self.per_ip: dict[str, int] = {}
+    def __init__(self, per_address: AddressCounts | None = None) -> None:
+        self.per_address = per_address if per_address is not None else AddressCounts(512)
         self.connections: set[HttpConnection] = set()
         self.accepting = True
         self._empty = asyncio.Event()
@@ -121,20 +82,17 @@ class ConnectionTracker:
     async def wait_empty(self) -> None:
         await self._empty.wait()
 
-    def add(self, conn: HttpConnection) -> int:
+    def add(self, conn: HttpConnection) -> bool:
+        """Track `conn`; False when its address is at the connection limit (then it is tracked, not counted)."""
         self.connections.add(conn)
         self._empty.clear()
-        n = self.per_ip[conn.peer] = self.per_ip.get(conn.peer, 0) + 1
-        return n
+        return self.per_address.acquire(conn.peer)
 
-    def remove(self, conn: HttpConnection) -> None:
+    def remove(self, conn: HttpConnection, counted: bool) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
-            n = self.per_ip.get(conn.peer, 1) - 1
-            if n <= 0:
-                self.per_ip.pop(conn.peer, None)
-            else:
-                self.per_ip[conn.peer] = n
+            if counted:
+                self.per_address.release(conn.peer)
             if not self.connections:
                 self._empty.set()
 
@@ -170,6 +128,7 @@ class HttpConnection(asyncio.Protocol):
         self._body_size = 0
         self._rejected = False
         self._pending_upgrade: Request | None = None
+        self._counted = False  # holds one of its address's connection slots
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -178,17 +137,18 @@ class HttpConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         peername = transport.get_extra_info("peername")
         self.peer = peername[0] if peername else "?"
-        count = self._tracker.add(self)
+        self._counted = self._tracker.add(self)
         if not self._tracker.accepting:
-            self._reject_now(503, "server is shutting down")
+            self._reject_now(ShuttingDown())
             return
-        if count > self._limits.max_connections_per_ip:
-            self._reject_now(429, f"too many connections from this address (limit {self._limits.max_connections_per_ip})")
+        if not self._counted:
+            limit = self._tracker.per_address.limit
+            self._reject_now(RateLimited(f"too many connections from this address (limit {limit})"))
             return
         self._arm(self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._tracker.remove(self)
+        self._tracker.remove(self, self._counted)
         self._closing = True
         self._cancel_timer()
         if self._worker is not None and not self._worker.done():
@@ -252,8 +212,8 @@ class HttpConnection(asyncio.Protocol):
             self._closing = True
             self.transport.close()
 
-    def _reject_now(self, status: int, message: str) -> None:
-        response = self._dispatcher.error_response(status, message)
+    def _reject_now(self, exc: LivechainError) -> None:
+        response = error_response(exc)
         response.close = True
         self._write(response, None)
         self._close()
@@ -274,7 +234,7 @@ class HttpConnection(asyncio.Protocol):
             self._upgrade(data[upgrade.args[0] :] if upgrade.args else b"")
         except httptools.HttpParserError:
             if not self._rejected:
-                self._reject_now(400, "malformed HTTP request")
+                self._reject_now(BadHttpRequest("malformed HTTP request"))
             else:
                 self._close()
 
@@ -296,7 +256,7 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:
             self._rejected = True
-            self._reject_now(431, "request headers too large")
+            self._reject_now(HeadersTooLarge("request headers too large"))
             raise httptools.HttpParserError("headers too large")
         key = _HEADER_NAMES.get(name) or name.decode("latin-1").lower()
         text = value.decode("latin-1")
@@ -324,7 +284,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _too_large(self) -> None:
         self._rejected = True
-        self._reject_now(413, f"request body exceeds {self._limits.max_body_bytes} bytes")
+        self._reject_now(PayloadTooLarge(f"request body exceeds {self._limits.max_body_bytes} bytes"))
         raise httptools.HttpParserError("body too large")
 
     def on_message_complete(self) -> None:
@@ -395,7 +355,7 @@ class HttpConnection(asyncio.Protocol):
                 response = await dispatcher.dispatch(request)
             except Exception:
                 log.exception("unhandled error while answering a request", extra={"path": request.path})
-                response = dispatcher.error_response(500, "internal error")
+                response = error_response(ServerError())
             if not self._can_write.is_set():
                 await self._can_write.wait()
             if self._closing:
@@ -413,27 +373,10 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        code = response.status
-        status = _STATUS_LINES.get(code) or f"HTTP/1.1 {code} Status\r\n".encode()
-        parts = [status]
-        if isinstance(response, StreamResponse):
-            parts.append(f"content-type: {response.content_type}\r\n".encode())
-        elif code != 204:
-            if response.content_type == "application/json":
-                parts.append(_JSON_HEAD)
-                parts.append(b"%d\r\n" % len(response.body))
-            else:
-                parts.append(
-                    f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n".encode()
-                )
-        if response.headers:
-            parts.append("".join([f"{name}: {value}\r\n" for name, value in response.headers]).encode("latin-1"))
-        if response.close or (request is not None and not request.keep_alive):
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        if code != 204 and (request is None or request.method != "HEAD"):
-            parts.append(response.body)
-        transport.write(b"".join(parts))
+        if request is None:
+            transport.write(encode(response))
+        else:
+            transport.write(encode(response, keep_alive=request.keep_alive, head_only=request.method == "HEAD"))
 
     # ------------------------------------------------------------------ WebSocket hand-off
 
@@ -441,18 +384,20 @@ class HttpConnection(asyncio.Protocol):
         request, self._pending_upgrade = self._pending_upgrade, None
         transport = self.transport
         if request is None or transport is None:
-            self._reject_now(400, "unexpected protocol upgrade")
+            self._reject_now(BadHttpRequest("unexpected protocol upgrade"))
             return
         if self._queue or self._busy:
-            self._reject_now(400, "protocol upgrade while requests are pending")
+            self._reject_now(BadHttpRequest("protocol upgrade while requests are pending"))
             return
         self._cancel_timer()
+        # the WebSocket edge counts the connection from here on: it takes over this connection's slot
+        self._tracker.remove(self, self._counted)
+        self._counted = False
         protocol = self._dispatcher.upgrade(request, transport, rest)
         if protocol is None:
             if not transport.is_closing():
-                self._reject_now(400, "this endpoint does not accept a protocol upgrade")
+                self._reject_now(BadHttpRequest("this endpoint does not accept a protocol upgrade"))
             return
-        self._tracker.remove(self)
         self._closing = True  # this object no longer owns the transport
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()  # idle, waiting for a request that will never come here

@@ -1,28 +1,32 @@
-"""`GET /metrics`: Prometheus text, built at scrape time from the chains' stores and snapshots.
+"""`GET /metrics`: Prometheus text, built at scrape time from `chains.views.samples()`.
 
-Nothing here runs on the request path: the request path only appends to the stores; this collector
-reads their cumulative counters when Prometheus scrapes. Every series carries `region`; label values are
-chain names, provider ids, method names and outcome classes — never URLs.
+Nothing here runs on the request path: the request path only appends to the stores; this collector reads
+their cumulative counters when Prometheus scrapes. Every series carries `region`; label values are chain
+names, provider ids, method names and outcome classes — never URLs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from livechain.chains import views
 from livechain.chains.registry import ChainRegistry
 from livechain.events import EventBus
-from livechain.failsafe.supervise import restarts
-from livechain.metrics.store import PROM_BUCKETS_MS
 
 _BREAKER = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class LivechainCollector:
-    def __init__(self, registry: ChainRegistry, events: EventBus, region: str) -> None:
+    def __init__(
+        self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int]
+    ) -> None:
         self.registry = registry
         self.events = events
         self.region = region
+        self.restarts = restarts
 
     def collect(self):
         region = self.region
@@ -55,39 +59,31 @@ class LivechainCollector:
             labels=["region", "chain", "provider", "event"],
         )
         for chain in self.registry:
-            store = chain.store
-            store.fold()
-            for (provider, method), hist in list(store.prom.items()):
-                cumulative, running = [], 0
-                for bound, n in zip((*map(str, PROM_BUCKETS_MS), "+Inf"), hist.buckets, strict=True):
-                    running += n
-                    cumulative.append((bound, running))
-                latency.add_metric([region, chain.name, provider, method], cumulative, hist.sum)
-            for (provider, method, outcome), n in list(store.rpc_counts.items()):
-                requests.add_metric([region, chain.name, provider, method, outcome], n)
-            for (provider, event), (total, won, margin_sum) in list(store.race_counts.items()):
-                races.add_metric([region, chain.name, provider, event], total)
-                wins.add_metric([region, chain.name, provider, event], won)
-                margin.add_metric([region, chain.name, provider, event], margin_sum)
-            for (provider, event), n in list(store.missed.items()):
-                missed.add_metric([region, chain.name, provider, event], n)
-            best = chain.pool.best_head
-            clients: dict[str, int] = {}
-            for feed in chain.subscriptions.feeds.values():
-                clients[feed.kind] = clients.get(feed.kind, 0) + len(feed.clients)
-            for kind, n in clients.items():
-                feeds.add_metric([region, chain.name, kind], n)
-            for p in chain.pool.providers:
-                if p.ws is not None:
-                    ws_up.add_metric([region, chain.name, p.id], 1 if p.ws.connected else 0)
-                for transport, b in p.breakers().items():
-                    breaker.add_metric([region, chain.name, p.id, transport], _BREAKER[b.state.value])
+            s = views.samples(chain)
+            name = s.chain
+            for provider, method, cumulative, total in s.latency:
+                latency.add_metric([region, name, provider, method], cumulative, total)
+            for provider, method, outcome, n in s.attempts:
+                requests.add_metric([region, name, provider, method, outcome], n)
+            for provider, event, total, won, margin_sum in s.races:
+                races.add_metric([region, name, provider, event], total)
+                wins.add_metric([region, name, provider, event], won)
+                margin.add_metric([region, name, provider, event], margin_sum)
+            for provider, event, n in s.missed:
+                missed.add_metric([region, name, provider, event], n)
+            for kind, n in s.clients.items():
+                feeds.add_metric([region, name, kind], n)
+            for p in s.providers:
+                if p.ws_connected is not None:
+                    ws_up.add_metric([region, name, p.id], 1 if p.ws_connected else 0)
+                for transport, state in p.breakers.items():
+                    breaker.add_metric([region, name, p.id, transport], _BREAKER[state])
                 if p.head is not None:
-                    head.add_metric([region, chain.name, p.id], p.head)
-                    if best is not None:
-                        lag.add_metric([region, chain.name, p.id], best - p.head)
+                    head.add_metric([region, name, p.id], p.head)
+                if p.lag is not None:
+                    lag.add_metric([region, name, p.id], p.lag)
         restart = CounterMetricFamily("livechain_task_restarts", "Supervised task restarts", labels=["region", "task"])
-        for task, n in list(restarts.items()):
+        for task, n in list(self.restarts.items()):
             restart.add_metric([region, task], n)
         events = CounterMetricFamily("livechain_events", "Events published", labels=["region", "kind"])
         for kind, n in list(self.events.counts.items()):
@@ -96,9 +92,9 @@ class LivechainCollector:
 
 
 class MetricsEndpoint:
-    def __init__(self, registry: ChainRegistry, events: EventBus, region: str) -> None:
+    def __init__(self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int]) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(LivechainCollector(registry, events, region))
+        self._registry.register(LivechainCollector(registry, events, region, restarts))
 
     def render(self) -> bytes:
         return generate_latest(self._registry)

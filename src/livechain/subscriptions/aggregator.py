@@ -1,6 +1,8 @@
 """The race: first arrival of each event wins, later arrivals lose by a margin. Sync, O(1) per arrival.
 
-    arrive(key, provider, t_ns) → True when this is the event's first arrival (forward it), else False.
+    race(key, provider, t_ns) → True when this is the event's first arrival — a win: forward it — else False.
+
+Step 3 of a notification's way (see `livechain.subscriptions`): a feed asks the race about every arrival.
 
 The seen-set is an insertion-ordered dict bounded by size (`max_events`) and age (`max_age`, the race
 window), so memory is predictable. Keys that left it stay in a second, key-only FIFO of the same size: an
@@ -60,13 +62,13 @@ class RaceAggregator:
         self._expired: dict[object, None] = {}  # keys that left the window (FIFO, bounded by max_events)
         self._expired_order: deque[object] = deque()
         self._bits: dict[str, int] = {}  # provider → its bit in _Seen.delivered
-        #: called on every race loss with (winner, loser, margin ms) — the manager publishes these
+        #: called on every race loss with (winner, loser, margin ms) — the manager publishes these as events
         self.on_race = on_race
         self.events = 0
         self.duplicates = 0
         self.late = 0
 
-    def arrive(self, key: object, provider: str, t_ns: int) -> bool:
+    def race(self, key: object, provider: str, t_ns: int) -> bool:
         bit = self._bits.get(provider)
         if bit is None:
             bit = self._bits[provider] = 1 << len(self._bits)

@@ -52,7 +52,15 @@ class Sink(Protocol):
 
 
 class Feed:
-    def __init__(self, kind: str, params: list, key: tuple, store: BenchmarkStore, window: float = 30.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        params: list,
+        key: tuple,
+        store: BenchmarkStore,
+        window: float = 30.0,
+        on_race: Callable[[str, str, float], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.params = params  # what eth_subscribe sends upstream: [kind, *args]
         self.key = key
@@ -61,7 +69,7 @@ class Feed:
         self.live: dict[str, int] = {}
         #: provider id → that provider's subscription id for this feed
         self.upstream: dict[str, str] = {}
-        self.aggregator = RaceAggregator(kind, store, self.live, max_age=window)
+        self.aggregator = RaceAggregator(kind, store, self.live, max_age=window, on_race=on_race)
         self.delivered = 0
         self.permanent = False  # the chain's own head feed stays while the chain lives
 
@@ -89,14 +97,17 @@ class Feed:
 
     # ------------------------------------------------------------------ notifications
 
-    def arrive(self, provider: str, result: Any, t_ns: int) -> None:
-        if self.aggregator.arrive(event_key(self.kind, result), provider, t_ns):
+    def receive(self, provider: str, result: Any, t_ns: int) -> None:
+        """A notification from `provider` arrived at `t_ns` (step 3): raced; only a win goes on."""
+        if self.aggregator.race(event_key(self.kind, result), provider, t_ns):
             self.on_winner(result)
 
     def on_winner(self, result: Any) -> None:
+        """Step 4: a race win. Plain feeds deliver it at once; heads and logs feeds order it first."""
         self.deliver(result)
 
     def deliver(self, result: Any) -> None:
+        """Step 5: encoded once, the same bytes to every client sink (each adds its own subscription id)."""
         self.delivered += 1
         if not self.clients:
             return
@@ -108,15 +119,21 @@ class Feed:
 class HeadsFeed(Feed):
     """newHeads. Winners feed the tracker; the tracker's ordered output is delivered."""
 
-    def __init__(self, store: BenchmarkStore, tracker: HeadTracker, window: float = 30.0) -> None:
-        super().__init__(NEW_HEADS, [NEW_HEADS], (NEW_HEADS,), store, window)
+    def __init__(
+        self,
+        store: BenchmarkStore,
+        tracker: HeadTracker,
+        window: float = 30.0,
+        on_race: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        super().__init__(NEW_HEADS, [NEW_HEADS], (NEW_HEADS,), store, window, on_race)
         self.tracker = tracker
-        tracker.listeners.append(self)
+        tracker.follow(self)
         self.permanent = True
 
     def on_winner(self, result: Any) -> None:
         if isinstance(result, dict):
-            self.tracker.arrive(result)
+            self.tracker.offer(result)
 
     def on_block(self, header: dict, backfilled: bool) -> None:
         self.deliver(header)
@@ -143,7 +160,7 @@ class LogsFeed(Feed):
         self._fetch = fetch
         self._spawn = spawn
         self.name = name
-        tracker.listeners.append(self)
+        tracker.follow(self)
         #: block hash → logs delivered for it (for removals on reorg), bounded to recent blocks
         self.by_block: OrderedDict[str, list[dict]] = OrderedDict()
         self._keys: set[tuple] = set()
@@ -158,8 +175,7 @@ class LogsFeed(Feed):
         self.backfilled = 0
 
     def close(self) -> None:
-        if self in self.tracker.listeners:
-            self.tracker.listeners.remove(self)
+        self.tracker.unfollow(self)
         if self._worker is not None:
             self._worker.cancel()
 

@@ -1,7 +1,8 @@
 """The canonical head stream of one chain: every block once, in order, across provider failures and reorgs.
 
-Input: the winning newHeads notifications (first arrivals of the race), in arrival order.
-Output, to every listener, in order:
+Input: `offer(header)` with the winning newHeads notifications (first arrivals of the race), in arrival
+order — step 4 of a notification's way (see `livechain.subscriptions`).
+Output, to every follower (`follow()`: the heads feed and each logs feed), in order:
 
     on_block(header, backfilled)         a new canonical block (backfilled=True: fetched over HTTP because
                                          no provider delivered it)
@@ -54,7 +55,7 @@ class HeadTracker:
         self.chain = chain
         self._fetch = fetch
         self._spawn = spawn
-        self.listeners: list[HeadListener] = []
+        self._followers: list[HeadListener] = []
         self.history: OrderedDict[int, str] = OrderedDict()  # number → hash of delivered canonical blocks
         self._hashes: set[str] = set()
         self.last_number: int | None = None
@@ -66,14 +67,22 @@ class HeadTracker:
         self.reorgs = 0
         self.skipped = 0
 
+    def follow(self, follower: HeadListener) -> None:
+        """`follower` gets every on_block / on_reorg from now on (feeds come and go with client subscriptions)."""
+        self._followers.append(follower)
+
+    def unfollow(self, follower: HeadListener) -> None:
+        if follower in self._followers:
+            self._followers.remove(follower)
+
     def is_canonical(self, block_hash: str) -> bool:
         """Was this block delivered as part of the canonical chain (within the remembered history)?"""
         return block_hash in self._hashes
 
     # ------------------------------------------------------------------ input
 
-    def arrive(self, header: dict) -> None:
-        """A winning newHeads notification."""
+    def offer(self, header: dict) -> None:
+        """A winning newHeads notification (or a head fetched over HTTP when no provider WebSocket delivers)."""
         number = hex_number(header.get("number"))
         block_hash = header.get("hash")
         if number is None or not isinstance(block_hash, str) or block_hash in self._hashes:
@@ -181,7 +190,7 @@ class HeadTracker:
         if orphaned:
             self.reorgs += 1
             log.info("reorg", extra={"chain": self.chain, "fork": fork, "orphaned": len(orphaned)})
-            for listener in self.listeners:
+            for listener in self._followers:
                 listener.on_reorg(fork, orphaned)
         for block in reversed(branch):
             self._deliver(block, hex_number(block["number"]), False)
@@ -199,5 +208,5 @@ class HeadTracker:
             _, old = self.history.popitem(last=False)
             self._hashes.discard(old)
         self.delivered += 1
-        for listener in self.listeners:
+        for listener in self._followers:
             listener.on_block(header, backfilled)

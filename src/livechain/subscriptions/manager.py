@@ -10,6 +10,9 @@
 - When no provider WebSocket is delivering heads (none configured, or all down), the head stream is fed by
   the HTTP health checks instead: each new best head is fetched with eth_getBlockByNumber and goes through
   the same tracker (gap backfill included), so newHeads subscribers never silently stop.
+
+The manager is step 2 of a notification's way (see `livechain.subscriptions`): `_on_notification` maps
+(provider, provider subscription id) to its feed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from livechain.errors import InvalidParams, LivechainError
 from livechain.events import EventBus
 from livechain.evm.events import LOGS, NEW_HEADS, header_of, hex_number
-from livechain.failsafe import Backoff, TaskSet, supervise
+from livechain.failsafe import Backoff, Supervisor, TaskSet
 from livechain.metrics.store import BenchmarkStore
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
@@ -37,6 +40,21 @@ SUBSCRIBE_TIMEOUT = 5.0
 MAX_FEEDS = 10_000
 
 
+class Subscription:
+    """One client subscription: which feed, which client sink, which id the client knows it by."""
+
+    __slots__ = ("feed", "sid", "sink")
+
+    def __init__(self, feed: Feed, sink: Sink, sid: bytes) -> None:
+        self.feed = feed
+        self.sink = sink
+        self.sid = sid
+
+    @property
+    def kind(self) -> str:
+        return self.feed.kind
+
+
 class SubscriptionManager:
     def __init__(
         self,
@@ -46,6 +64,7 @@ class SubscriptionManager:
         events: EventBus,
         fetch: Fetch,
         tasks: TaskSet,
+        supervisor: Supervisor,
         *,
         liveness: float = 10.0,
         window: float = 30.0,
@@ -56,6 +75,7 @@ class SubscriptionManager:
         self.events = events
         self._fetch = fetch
         self.tasks = tasks
+        self._supervisor = supervisor
         self.liveness = liveness
         self.window = window
         self.upstreams: dict[str, UpstreamWs] = {}
@@ -64,11 +84,9 @@ class SubscriptionManager:
         self._routes: dict[tuple[str, str], Feed] = {}  # (provider id, provider's subscription id) → feed
         self._verified: set[str] = set()  # providers whose current WebSocket answered the right eth_chainId
         self.tracker = HeadTracker(chain, fetch, spawn=tasks.spawn)
-        self.heads = HeadsFeed(store, self.tracker, window)
-        self.heads.aggregator.on_race = self._race_event
+        self.heads = HeadsFeed(store, self.tracker, window, on_race=self._race_event)
         self.feeds[self.heads.key] = self.heads
         self._polling: asyncio.Task | None = None
-        pool.head_listeners.append(self._best_head)
 
     # ------------------------------------------------------------------ provider connections
 
@@ -82,7 +100,7 @@ class SubscriptionManager:
         ws = UpstreamWs(
             provider.config.ws_url,
             name=provider.id,
-            on_notification=lambda sid, result, t_ns, p=provider: self._notify(p, sid, result, t_ns),
+            on_notification=lambda sid, result, t_ns, p=provider: self._on_notification(p, sid, result, t_ns),
             on_connect=lambda p=provider: self._connected(p),
             on_disconnect=lambda reason, p=provider: self._disconnected(p, reason),
             liveness=self.liveness,
@@ -91,9 +109,10 @@ class SubscriptionManager:
             backoff=Backoff(base=0.2, cap=10.0),  # a provider that is down is retried at least every ~10 s
         )
         self.upstreams[provider.id] = ws
-        provider.ws = ws
         name = f"{self.chain}/ws/{provider.id}"
-        self._runners[provider.id] = self.tasks.spawn(name, supervise(name, ws.run, on_crash=self._crashed))
+        self._runners[provider.id] = self.tasks.spawn(
+            name, self._supervisor.supervise(name, ws.run, chain=self.chain, provider=provider.id)
+        )
 
     def remove_provider(self, provider: Provider) -> None:
         task = self._runners.pop(provider.id, None)
@@ -102,8 +121,14 @@ class SubscriptionManager:
         self.upstreams.pop(provider.id, None)
         self._disconnected(provider, "removed")
 
-    def _crashed(self, task: str, exc: BaseException, count: int) -> None:
-        self.events.publish("restart", chain=self.chain, task=task, restarts=count, error=type(exc).__name__)
+    def ws_stats(self, provider_id: str) -> dict | None:
+        """The provider's upstream WebSocket counters (None: it has no ws_url)."""
+        ws = self.upstreams.get(provider_id)
+        return ws.stats if ws is not None else None
+
+    def ws_connected(self, provider_id: str) -> bool | None:
+        ws = self.upstreams.get(provider_id)
+        return ws.connected if ws is not None else None
 
     async def _connected(self, provider: Provider) -> None:
         """A (re)connected provider WebSocket: check its chain id over this very socket (its HTTP endpoint
@@ -164,7 +189,8 @@ class SubscriptionManager:
 
     # ------------------------------------------------------------------ notifications (hot path)
 
-    def _notify(self, provider: Provider, upstream_id: str, result: Any, t_ns: int) -> None:
+    def _on_notification(self, provider: Provider, upstream_id: str, result: Any, t_ns: int) -> None:
+        """Step 2: a notification from `provider`'s socket, to the feed its subscription belongs to."""
         feed = self._routes.get((provider.id, upstream_id))
         if feed is None or provider.chain_id_ok is False or provider.id not in self._verified:
             return
@@ -172,10 +198,10 @@ class SubscriptionManager:
             number = hex_number(result.get("number"))
             if number is not None:
                 self.pool.observe_head(provider, number)
-        feed.arrive(provider.id, result, t_ns)
+        feed.receive(provider.id, result, t_ns)
 
-    def _best_head(self, number: int) -> None:
-        """The best head advanced (from any source). Without live WS heads, fetch it over HTTP."""
+    def best_head_advanced(self, number: int) -> None:
+        """The chain's best head advanced (from any source). Without live WS heads, fetch it over HTTP."""
         if self.heads.live or (self._polling is not None and not self._polling.done()):
             return
         last = self.tracker.last_number
@@ -189,7 +215,7 @@ class SubscriptionManager:
         except LivechainError:
             return  # the next health check tries again
         if isinstance(block, dict) and not self.heads.live:
-            self.tracker.arrive(header_of(block))
+            self.tracker.offer(header_of(block))
 
     def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:
         self.events.publish("race", chain=self.chain, event=NEW_HEADS, winner=winner, loser=loser,
@@ -197,8 +223,8 @@ class SubscriptionManager:
 
     # ------------------------------------------------------------------ client subscriptions
 
-    def attach(self, params: Any, sink: Sink, sid: bytes) -> Feed:
-        """Subscribe a client. Raises InvalidParams for bad parameters."""
+    def subscribe(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
+        """Subscribe a client sink under its own id `sid`. Raises InvalidParams for bad parameters."""
         kind, upstream_params, key = canonical(params)
         feed = self.feeds.get(key)
         if feed is None:
@@ -214,10 +240,11 @@ class SubscriptionManager:
                 if provider.id in self.upstreams and provider.chain_id_ok is not False:
                     self.tasks.spawn(f"{self.chain}/subscribe/{provider.id}", self._subscribe_on(provider, feed))
         feed.attach(sink, sid)
-        return feed
+        return Subscription(feed, sink, sid)
 
-    def detach(self, feed: Feed, sink: Sink, sid: bytes) -> None:
-        feed.detach(sink, sid)
+    def unsubscribe(self, subscription: Subscription) -> None:
+        feed = subscription.feed
+        feed.detach(subscription.sink, subscription.sid)
         if not feed.idle or self.feeds.get(feed.key) is not feed:
             return
         del self.feeds[feed.key]
@@ -230,6 +257,13 @@ class SubscriptionManager:
             feed.close()
 
     # ------------------------------------------------------------------ reading
+
+    def clients_by_kind(self) -> dict[str, int]:
+        """Client subscriptions per kind."""
+        counts: dict[str, int] = {}
+        for feed in self.feeds.values():
+            counts[feed.kind] = counts.get(feed.kind, 0) + len(feed.clients)
+        return counts
 
     def snapshot(self) -> dict:
         return {

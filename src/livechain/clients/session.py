@@ -1,0 +1,160 @@
+"""A client's JSON-RPC session on a persistent connection — a WebSocket (`server.ws`) or an in-process socket
+(the library's web3 provider). The connection frames bytes; the session does the rest:
+
+- every message is parsed and charged to the client (`clients.exchange.read` rules); single requests and
+  batches run concurrently through `Chain.call`, at most MAX_INFLIGHT per session (beyond: -32005 with each
+  request's id), and are answered as they finish;
+- `eth_subscribe` / `eth_unsubscribe` are the session's own: subscription ids are Livechain's (random,
+  per session), the subscription is on the chain's shared, raced feed (`Chain.subscribe`), and the reply to
+  eth_subscribe is always sent before the subscription's first notification (subscribing and answering
+  happen in one step of the loop);
+- notifications go out through `send_notification` (the session is the feed's `Sink`).
+
+The connection gives the session `send(bytes)`, calls `receive(bytes)` per message and `close()` once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from livechain.chains.chain import Chain
+from livechain.clients.access import Client
+from livechain.clients.exchange import answer_batch, answer_one, refusal
+from livechain.errors import InternalError, InvalidParams, LimitExceeded, LivechainError
+from livechain.jsonrpc.messages import Invalid, Request, error_body, parse_body, result_response
+from livechain.pipeline import Route
+from livechain.subscriptions.manager import Subscription
+
+log = logging.getLogger("livechain.clients")
+
+MAX_INFLIGHT = 256  # concurrent requests per session
+_NOTE_HEAD = b'{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"'
+_NOTE_MID = b'","result":'
+_NOTE_TAIL = b"}}"
+
+
+class RpcSession:
+    #: the session's own methods (`clients.exchange.Local`)
+    methods = frozenset({"eth_subscribe", "eth_unsubscribe"})
+
+    def __init__(
+        self,
+        chain: Chain,
+        route: Route,
+        client: Client,
+        send: Callable[[bytes], object],
+        *,
+        max_subscriptions: int,
+        name: str,
+    ) -> None:
+        self.chain = chain
+        self.route = route
+        self.client = client
+        self._who = client.identity
+        self._send = send
+        self.max_subscriptions = max_subscriptions
+        self.name = name
+        self.subscriptions: dict[bytes, Subscription] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.closed = False
+
+    # ------------------------------------------------------------------ messages in
+
+    def receive(self, data: bytes) -> None:
+        """One complete message from the client."""
+        try:
+            parsed = parse_body(data)
+        except LivechainError as exc:
+            self._send(error_body(exc))
+            return
+        try:
+            self.client.charge(len(parsed) if type(parsed) is list else 1)
+        except LivechainError as exc:
+            self._send(refusal(parsed, exc))
+            return
+        if type(parsed) is Invalid:
+            self._send(error_body(parsed.error, parsed.id))
+            return
+        if type(parsed) is Request and parsed.method in self.methods:
+            self._send_opt(self.answer_local(parsed))  # nothing to await: answered in order, no task
+            return
+        if len(self._tasks) >= MAX_INFLIGHT:
+            self._send(refusal(parsed, LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection")))
+            return
+        self._spawn(self._single(parsed) if type(parsed) is Request else self._batch(parsed))  # type: ignore[arg-type]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}/request")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _single(self, request: Request) -> None:
+        body, _, _ = await answer_one(self.chain, request, self.route, self._who)
+        if not request.notification:
+            self._send(body)
+
+    async def _batch(self, items: list[Request | Invalid]) -> None:
+        body, _, _ = await answer_batch(self.chain, items, self.route, self._who, self)
+        self._send_opt(body)
+
+    # ------------------------------------------------------------------ the session's own methods
+
+    def answer_local(self, request: Request) -> bytes | None:
+        """eth_subscribe / eth_unsubscribe, answered synchronously. None for a notification."""
+        try:
+            if request.method == "eth_subscribe":
+                reply = self._subscribe(request)
+            else:
+                reply = self._unsubscribe(request)
+        except LivechainError as exc:
+            reply = error_body(exc, request.reply_id)
+        except Exception:
+            log.exception("unexpected error in %s", request.method, extra={"chain": self.chain.name})
+            reply = error_body(InternalError(), request.reply_id)
+        return None if request.notification else reply
+
+    def _subscribe(self, request: Request) -> bytes:
+        if len(self.subscriptions) >= self.max_subscriptions:
+            raise LimitExceeded(f"at most {self.max_subscriptions} subscriptions per connection")
+        sid = ("0x" + secrets.token_hex(16)).encode()
+        self.subscriptions[sid] = self.chain.subscribe(request.params, self, sid)
+        # sent before any notification: subscribe() and this reply happen in the same step of the loop
+        return result_response(request.reply_id, sid.decode())
+
+    def _unsubscribe(self, request: Request) -> bytes:
+        params = request.params
+        if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], str):
+            raise InvalidParams("eth_unsubscribe takes one subscription id")
+        subscription = self.subscriptions.pop(params[0].encode(), None)
+        if subscription is not None:
+            self.chain.unsubscribe(subscription)
+        return result_response(request.reply_id, subscription is not None)
+
+    # ------------------------------------------------------------------ messages out
+
+    def _send_opt(self, payload: bytes | None) -> None:
+        if payload is not None:
+            self._send(payload)
+
+    def send_notification(self, sid: bytes, result_json: bytes) -> None:
+        """The feeds' `Sink`: one notification, the result already encoded (shared by every client)."""
+        if not self.closed:
+            self._send(b"".join((_NOTE_HEAD, sid, _NOTE_MID, result_json, _NOTE_TAIL)))
+
+    # ------------------------------------------------------------------ end
+
+    def close(self) -> None:
+        """The connection is gone: its subscriptions end, its requests in flight are cancelled (and with them
+        their attempts upstream — never counted against a provider)."""
+        if self.closed:
+            return
+        self.closed = True
+        for subscription in self.subscriptions.values():
+            self.chain.unsubscribe(subscription)
+        self.subscriptions.clear()
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,77 @@
+"""`Pipeline`: a chain's ordered stages around the forwarder, compiled per method."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from livechain.errors import InternalError, LivechainError
+from livechain.jsonrpc.replies import Answer
+from livechain.pipeline.call import Call
+from livechain.pipeline.record import Record
+from livechain.pipeline.stage import After, Before, Stage
+
+log = logging.getLogger("livechain.pipeline")
+
+Forward = Callable[[Call], Awaitable[Answer]]
+#: distinct method names compiled; beyond it (a client inventing names) plans are built per call
+MAX_PLANS = 1024
+
+
+class _Plan:
+    """The hooks that apply to one method, in order, each with its stage's position."""
+
+    __slots__ = ("afters", "befores")
+
+    def __init__(self, befores: tuple[tuple[int, Before], ...], afters: tuple[tuple[int, After], ...]) -> None:
+        self.befores = befores
+        self.afters = afters  # reverse stage order (onion)
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], forward: Forward, record: Record) -> None:
+        self.stages: tuple[Stage, ...] = tuple(stages)
+        self._forward = forward
+        self._record = record
+        self._plans: dict[str, _Plan] = {}
+
+    def describe(self) -> list[str]:
+        """The stage names in order, the forwarder in its place."""
+        return [*(s.name for s in self.stages), "forward"]
+
+    def _plan(self, method: str) -> _Plan:
+        plan = self._plans.get(method)
+        if plan is None:
+            applying = [(i, s) for i, s in enumerate(self.stages) if s.applies(method)]
+            plan = _Plan(
+                tuple((i, s.before) for i, s in applying if s.before is not None),
+                tuple((i, s.after) for i, s in reversed(applying) if s.after is not None),
+            )
+            if len(self._plans) < MAX_PLANS:
+                self._plans[method] = plan
+        return plan
+
+    async def run(self, call: Call) -> Answer:
+        plan = self._plans.get(call.request.method) or self._plan(call.request.method)
+        try:
+            answer: Answer | None = None
+            answered_at = len(self.stages)
+            for position, before in plan.befores:
+                answer = before(call)
+                if answer is not None:
+                    answered_at = position
+                    break
+            if answer is None:
+                answer = await self._forward(call)
+            for position, after in plan.afters:
+                if position < answered_at:
+                    answer = after(call, answer)
+        except LivechainError as exc:
+            self._record.failed(call, exc)
+            raise
+        except Exception:
+            log.exception("unexpected error in the request pipeline", extra={"method": call.request.method})
+            self._record.failed(call, None)
+            raise InternalError() from None
+        self._record.answered(call, answer)
+        return answer

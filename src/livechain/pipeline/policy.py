@@ -1,0 +1,27 @@
+"""The policy stage: the chain's method policy (`methods.allow` / `methods.deny` over the default read set)
+and the subscription methods, which are not requests (`eth_subscribe` lives on a WebSocket or on
+`Livechain.subscribe()`). A refused method gets -32601 with a message saying why."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from livechain.errors import MethodNotFound
+from livechain.evm.methods import SUBSCRIPTION_METHODS, MethodPolicy, denial_message
+from livechain.pipeline.stage import Stage
+
+if TYPE_CHECKING:
+    from livechain.pipeline.call import Call
+
+
+class Policy(Stage):
+    name = "policy"
+
+    def __init__(self, chain: str, policy: MethodPolicy) -> None:
+        self.chain = chain
+        self.policy = policy
+
+    def before(self, call: Call) -> None:
+        method = call.request.method
+        if method in SUBSCRIPTION_METHODS or not self.policy.allows(method):
+            raise MethodNotFound(denial_message(method, self.chain))
