@@ -2,12 +2,17 @@
 
 Every process a benchmark needs is started here as a child of the benchmark and stopped by its pid; nothing
 else on the machine is touched. Ports are found by binding port 0.
+
+A benchmark that measured nothing (no sample, no delivered message, a target that never answered) must fail:
+scripts check with `require(...)` / `measured(...)`, which raise `MeasuredNothing`, and run their `main` through
+`run_main(main)`, which turns it into a message on stderr and exit status 1 — never a `nan` and exit 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -17,8 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -29,7 +37,57 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 #: the fixed JSON-RPC reply of the fake provider (DESIGN §6 / the issue)
 FAKE_REPLY = '{"jsonrpc":"2.0","id":1,"result":"0x1"}'
+#: the chain id the fake provider's fixed reply "0x1" means to Livechain's eth_chainId health check: a chain
+#: served by `fake_provider_nginx` must be configured with this chain_id (or use its per-path `results`)
+FAKE_CHAIN_ID = 1
 RPC_BODY = '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
+
+
+# ---------------------------------------------------------------------------------------------- measured nothing
+
+
+class MeasuredNothing(Exception):
+    """The benchmark has no numbers to report: 0 samples, 0 messages delivered, a target that never answered."""
+
+
+def require(condition: object, message: str) -> None:
+    """Raise MeasuredNothing(message) unless `condition` holds."""
+    if not condition:
+        raise MeasuredNothing(message)
+
+
+def measured(value: float | None, what: str) -> float:
+    """`value` if it is a finite number; MeasuredNothing naming `what` if it is None, nan or infinite."""
+    if value is None or not math.isfinite(value):
+        raise MeasuredNothing(f"{what}: no value ({value}): nothing was measured")
+    return value
+
+
+def run_main(main: Callable[[], Any]) -> NoReturn:
+    """Run a benchmark's main(); MeasuredNothing becomes a message on stderr and exit status 1."""
+    name = os.path.basename(sys.argv[0]) or "benchmark"
+    try:
+        main()
+    except MeasuredNothing as exc:
+        sys.stdout.flush()
+        print(f"{name}: FAILED, measured nothing: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def check_rpc(url: str, body: str = RPC_BODY, timeout: float = 10.0) -> bytes:
+    """One POST of `body` to `url`; MeasuredNothing unless it answers 200 with a JSON-RPC `result`."""
+    req = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an http_proxy from the env
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            status, data = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, data = exc.code, exc.read()
+    except OSError as exc:
+        raise MeasuredNothing(f"{url} never answered: {exc}") from None
+    require(status == 200 and b'"result"' in data, f"{url} answered {status} {data[:300]!r}, not a JSON-RPC result")
+    return data
 
 
 def free_port() -> int:
@@ -127,7 +185,8 @@ def start_nginx(workdir: str, name: str, http_body: str) -> Child:
 
 
 def fake_provider_nginx(workdir: str, port: int, results: dict[str, str] | None = None) -> Child:
-    """A provider that answers every request at once with a fixed JSON-RPC reply (keep-alive).
+    """A provider that answers every request at once with a fixed JSON-RPC reply (keep-alive): eth_chainId
+    and eth_blockNumber both get "0x1", so its chain is FAKE_CHAIN_ID (1) and its head block 1.
     `results`: path prefix → another fixed result (e.g. {"/c2/": "0x2"} for a provider of chain id 2)."""
     extra = "".join(
         f"    location {prefix} {{ default_type application/json; "
@@ -203,6 +262,18 @@ def start_livechain(workdir: str, config_yaml: str, name: str = "livechain", env
     raise TimeoutError("livechain did not log 'listening'")
 
 
+def log_problems(workdir: str, name: str = "livechain", last: int = 5) -> str:
+    """The last `last` warning/error lines of a Livechain started by start_livechain (for a failure message:
+    the work directory is removed when the benchmark ends)."""
+    path = os.path.join(workdir, name, "livechain.log")
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if '"warning"' in line or '"error"' in line or "Traceback" in line]
+    except OSError:
+        return f"(no log at {path})"
+    return "\n    ".join(lines[-last:]) or "(no warnings or errors in its log)"
+
+
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[str]:
     d = tempfile.mkdtemp(prefix=prefix)
@@ -242,17 +313,21 @@ def run_wrk(url: str, script: str, connections: int, seconds: float, threads: in
     before = {pid: cpu_seconds(pid) for pid in watch}
     out = subprocess.run(
         [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )
     after = {pid: cpu_seconds(pid) for pid in watch}
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             result = json.loads(line[8:])
             break
-    else:
-        raise RuntimeError(f"wrk printed no summary: {out.stdout} {out.stderr}")
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    else:  # e.g. nothing listens there: wrk exits 1 without a summary
+        raise MeasuredNothing(f"wrk against {url} exited with {out.returncode} and no summary: "
+                              f"{(out.stderr or out.stdout).strip()[-300:]}")
     result["errors"] = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
+    require(result["requests"] > result["status"] and result["duration_us"] > 0,
+            f"wrk -c{connections} got no successful reply from {url} in {seconds:g} s "
+            f"({result['requests']} replies, {result['errors']} errors: {result})")
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["cpu_s"] = {pid: after[pid] - before[pid] for pid in watch}
     return result
 

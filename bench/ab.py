@@ -5,31 +5,45 @@
     .venv/bin/python bench/ab.py /tmp/before-src src --pairs 8
 
 Each run is a fresh process (PYTHONPATH=<tree>) reporting its fastest round; the ratio B/A is computed per pair and its median printed,
-so slow phases of this shared machine hit both sides alike.
+so slow phases of this shared machine hit both sides alike. (`request_path.py --before SRC` does the same with
+one round per process and prints medians and minimums per tree.) Exits 1 with a message on stderr when a run
+fails, measures nothing or imports livechain from another tree than the one given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import measured, require, run_main
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+EMIT = "REQUEST_PATH_JSON "  # request_path.py --emit-json
 
 
 def one(tree: str, requests: int, rounds: int) -> float:
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+    """The fastest round (µs/request) of request_path.py run with PYTHONPATH=tree."""
+    tree = os.path.abspath(tree)
     out = subprocess.run(
-        [sys.executable, os.path.join(HERE, "request_path.py"), "--requests", str(requests), "--rounds", str(rounds)],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout
-    match = re.search(r"min ([\d.]+)", out)
-    if not match:
-        raise RuntimeError(out)
-    return float(match.group(1))
+        [sys.executable, os.path.join(HERE, "request_path.py"), "--requests", str(requests), "--rounds", str(rounds),
+         "--emit-json"],
+        env={**os.environ, "PYTHONPATH": tree}, capture_output=True, text=True,
+    )
+    tail = (out.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+    require(out.returncode == 0, f"request_path.py on {tree} exited with {out.returncode}: {tail}")
+    lines = [line for line in out.stdout.splitlines() if line.startswith(EMIT)]
+    require(lines, f"request_path.py on {tree} printed no result: {out.stdout[-300:]!r}")
+    data = json.loads(lines[-1][len(EMIT):])
+    require(os.path.realpath(data["src"]) == os.path.realpath(tree),
+            f"the run for {tree} imported livechain from {data['src']}: is {tree} a src/ directory?")
+    require(data["us_per_request"], f"request_path.py on {tree} measured no round")
+    return measured(min(data["us_per_request"]), f"{tree} µs/request")
 
 
 def main() -> None:
@@ -40,6 +54,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
+    require(args.pairs >= 1, "--pairs must be at least 1")
     a_runs, b_runs, ratios = [], [], []
     for i in range(args.pairs):
         a = one(args.a, args.requests, args.rounds)
@@ -53,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,7 +15,8 @@ Breaker: failure_threshold 5, recovery_timeout 10 s; health checks every hour (t
 Requests are sequential POSTs on one keep-alive connection (http.client), alternating healthy / dead chain,
 so both see the same machine state. Reported: per-request latency of the first requests (until the breaker
 opens), the steady state (breaker open) as median and p99 minus the healthy chain's, and the cost of a
-half-open probe after recovery_timeout.
+half-open probe after recovery_timeout. Exits 1 with a message on stderr when Livechain does not answer a
+JSON-RPC result, or when there is no steady-state sample.
 
     .venv/bin/python bench/failover.py
 """
@@ -41,7 +42,10 @@ from _common import (
     fake_provider_nginx,
     free_port,
     livechain_config,
+    measured,
     percentile,
+    require,
+    run_main,
     start_livechain,
     workdir,
     write_result,
@@ -68,7 +72,8 @@ class Client:
         resp = self.conn.getresponse()
         data = resp.read()
         elapsed = (time.perf_counter() - t0) * 1e6
-        assert resp.status == 200 and b'"result"' in data, data
+        require(resp.status == 200 and b'"result"' in data,
+                f"Livechain answered {resp.status} {data[:300]!r} on chain {chain}, not a JSON-RPC result")
         return elapsed, resp.getheader("x-livechain-provider", ""), resp.getheader("x-livechain-attempts", "")
 
 
@@ -124,10 +129,11 @@ def scenario(client: Client, dead: str, steady: int) -> dict:
         added.append(took - base)
         base_lat.append(base)
         dead_lat.append(took)
+    require(added, f"{dead}: no steady-state sample (--steady {steady})")
     return {
         "first": first,
         "steady_added_p50_us": statistics.median(added),
-        "steady_added_p99_us": percentile(added, 0.99),
+        "steady_added_p99_us": measured(percentile(added, 0.99), f"{dead} steady-state p99"),
         "healthy_p50_us": statistics.median(base_lat),
         "dead_p50_us": statistics.median(dead_lat),
     }
@@ -163,7 +169,7 @@ def main() -> dict:
             for _ in range(300):  # warm every path: p1 is the healthy first choice everywhere
                 for name in ("healthy", "refuse", "blackhole"):
                     _, provider, _ = client.post(name)
-                    assert provider == "p1", (name, provider)
+                    require(provider == "p1", f"warm-up: chain {name} was served by {provider!r}, not p1")
             result = {}
             for dead in ("refuse", "blackhole"):
                 set_fault(control, dead, dead)
@@ -186,4 +192,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -9,7 +9,8 @@ the script sends --requests POSTs (after a warm-up) and records client CPU µs p
     .venv/bin/python bench/http_pool_client.py            # plain HTTP
     .venv/bin/python bench/http_pool_client.py --tls      # HTTPS (trustme certificate)
 
-A benchmark, not a test: numbers depend on the machine; compare the ratios.
+A benchmark, not a test: numbers depend on the machine; compare the ratios. Exits 1 with a message on stderr
+when a run completes no request.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ import time
 import aiohttp
 import httptools
 import uvloop
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import measured, require, run_main
 
 from livechain.transport import HttpPool
 
@@ -114,6 +119,7 @@ async def _drive(one, requests: int, concurrency: int) -> tuple[float, float, fl
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
     done = per_worker * concurrency
+    require(done > 0 and wall > 0, f"{requests} requests over {concurrency} workers: no request completed")
     p50 = statistics.median(latencies) / 1000 if latencies else None
     return cpu / done * 1e6, done / wall, p50
 
@@ -209,8 +215,10 @@ def main() -> None:
             rows[name] = cpu
             p50 = f"  p50 {statistics.median(p50s):6.0f} µs" if p50s else ""
             print(f"  c={concurrency:<3} {name:9} {cpu:7.1f} µs CPU/req  {rps:8.0f} req/s{p50}")
-        print(f"  c={concurrency:<3} ratio aiohttp / HttpPool CPU: {rows['aiohttp'] / rows['HttpPool']:.1f}x")
+        ratio = measured(rows["aiohttp"] / rows["HttpPool"] if rows["HttpPool"] > 0 else None,
+                         f"c={concurrency} aiohttp / HttpPool CPU")
+        print(f"  c={concurrency:<3} ratio aiohttp / HttpPool CPU: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,9 @@ wrk POSTs an eth_blockNumber body (Lua script) at 1 connection and at 50. Rounds
     .venv/bin/python bench/http_proxy.py --rounds 3 --seconds 3 --profile   # + py-spy of Livechain at c=50
     .venv/bin/python bench/http_proxy.py --before /tmp/before-src           # + the tree before a change
 
-A benchmark, not a test: compare ratios from the same run, never absolute numbers across machines.
+A benchmark, not a test: compare ratios from the same run, never absolute numbers across machines. Exits 1
+with a message on stderr when a target does not answer a JSON-RPC result, wrk gets no successful reply, or a
+proxy's CPU time did not advance (run longer).
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
+    check_rpc,
     fake_provider_nginx,
     free_port,
     livechain_config,
+    measured,
     median,
     proxy_nginx,
+    require,
+    run_main,
     run_wrk,
     start_livechain,
     start_minimal_proxy,
@@ -69,6 +75,10 @@ def main() -> dict:
     parser.add_argument("--before", help="also run Livechain from this source tree (its src/ directory)")
     args = parser.parse_args()
     targets = TARGETS + (["before"] if args.before else [])
+    require(args.rounds >= 1 and args.concurrency, "--rounds must be at least 1, with at least one --concurrency")
+    if args.before:  # else `python -m livechain` would silently import the installed tree instead
+        require(os.path.isfile(os.path.join(args.before, "livechain", "__init__.py")),
+                f"--before {args.before} is not a src/ directory with a livechain package")
 
     with workdir("lcbench-http-") as d:
         fake_port, proxy_port = free_port(), free_port()
@@ -94,7 +104,8 @@ def main() -> dict:
                 before, before_port = start_livechain(d, config, name="before", env=env)
                 children.append(before)
                 urls["before"] = (f"http://127.0.0.1:{before_port}/rpc/bench", before.pid)
-            for url, _ in urls.values():  # warm-up: connections, pools, statistics
+            for url, _ in urls.values():  # every target answers; warm-up: connections, pools, statistics
+                check_rpc(url)
                 run_wrk(url, script, 50, 2)
             time.sleep(0.5)
             runs: dict[tuple[str, int], list[dict]] = {}
@@ -106,6 +117,9 @@ def main() -> dict:
                         url, pid = urls[target]
                         watch = [fake.pid] + ([pid] if pid else [])
                         res = run_wrk(url, script, c, args.seconds, watch=watch)
+                        require(not pid or res["cpu_s"][pid] > 0,
+                                f"{target} c={c}: its CPU time did not advance in {args.seconds:g} s "
+                                f"(clock ticks are 10 ms): nothing measured, run longer")
                         res["cpu_us"] = res["cpu_s"][pid] / res["requests"] * 1e6 if pid else None
                         res["fake_cpu_us"] = res["cpu_s"][fake.pid] / res["requests"] * 1e6
                         del res["cpu_s"]
@@ -142,6 +156,9 @@ def summarize(runs: dict, concurrency: list[int], targets: list[str]) -> dict:
                 "cpu_us": median([x["cpu_us"] for x in rs]) if rs[0]["cpu_us"] is not None else None,
                 "errors": sum(x["errors"] for x in rs),
             }
+            for key, value in rows[target].items():
+                if value is not None:
+                    measured(value, f"c={c} {target} {key}")
             if target != "direct":
                 d = runs[("direct", c)]
                 rows[target]["added_p50_us"] = median([rs[i]["p50_us"] - d[i]["p50_us"] for i in range(n)])
@@ -168,6 +185,8 @@ def summarize(runs: dict, concurrency: list[int], targets: list[str]) -> dict:
                 (lc[i]["p50_us"] - d[i]["p50_us"]) / max(1, bf[i]["p50_us"] - d[i]["p50_us"]) for i in range(n)
             ])
             ratios["before_cpu"] = median([bf[i]["cpu_us"] / ng[i]["cpu_us"] for i in range(n)])
+        for key, value in ratios.items():
+            measured(value, f"c={c} ratio {key}")
         out["by_concurrency"][str(c)] = {"rows": rows, "ratios": ratios}
     return out
 
@@ -213,4 +232,4 @@ def py_spy(pid: int, url: str, script: str, d: str) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -14,6 +14,7 @@ Cases (a simulated day on a manual clock; each case runs twice: once for RSS, on
                    (~150 events in the window) + 10,000 expired keys, 5 providers
     stats          the providers' per-method selection statistics (10 providers × 30 methods)
 Baseline in the same run: the detail ring's own bytes (86,400 rows × 16 B), the floor of a full ring.
+Exits 1 with a message on stderr when a case's process fails or reports no allocation.
 
     .venv/bin/python bench/memory.py
 """
@@ -31,7 +32,7 @@ import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import rss_bytes, write_result
+from _common import require, rss_bytes, run_main, write_result
 
 PROVIDERS = [f"provider-{i}" for i in range(10)]
 METHODS = ["eth_blockNumber", "eth_call", "eth_getLogs", "eth_getBalance", "eth_chainId", "eth_estimateGas",
@@ -142,8 +143,15 @@ def child(case: str, trace: bool) -> None:
 
 def run(case: str, trace: bool) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", case] + (["--trace"] if trace else []),
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+                         capture_output=True, text=True)
+    what = f"case {case}{' under tracemalloc' if trace else ''}"
+    tail = (out.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+    require(out.returncode == 0, f"{what} exited with {out.returncode}: {tail}")
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    require(lines, f"{what} printed no RESULT line: {out.stdout[-300:]!r}")
+    result = json.loads(lines[-1][7:])
+    require(not trace or result.get("traced", 0) > 0, f"{what}: tracemalloc traced 0 bytes: nothing measured")
+    return result
 
 
 def main() -> dict:
@@ -165,7 +173,8 @@ def main() -> dict:
         result[case] = row
         extra = f"  minute-series entries {row['minutes']}" if "minutes" in row else ""
         print(f"  {case:14s} RSS +{row['rss_mb']:6.1f} MB   tracemalloc {row['traced_mb']:6.1f} MB{extra}", flush=True)
-    floor = result["store"].get("detail_bytes", 0) / 2**20
+    require(result["store"].get("detail_bytes"), "the store case reported no detail ring")
+    floor = result["store"]["detail_bytes"] / 2**20
     result["floor_detail_ring_mb"] = floor
     per_chain = result["store"]["traced_mb"] + result["aggregator-heads"]["traced_mb"] + result["stats"]["traced_mb"]
     result["per_chain_mb"] = per_chain
@@ -177,4 +186,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

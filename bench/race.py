@@ -13,6 +13,7 @@ on a fast chain. Measured on pre-generated arrival sequences, CPU time of this p
 
 Reported per level: events/s (distinct events; each is --providers arrivals) and µs per arrival; medians of
 --rounds, interleaved. More events than the seen-set bound (10,000) are raced, so expiry is included.
+Exits 1 with a message on stderr when a level raced nothing (no event, no CPU time, or no delivered head).
 
     .venv/bin/python bench/race.py
     .venv/bin/python bench/race.py --providers 5 --events 100000
@@ -29,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import write_result
+from _common import require, run_main, write_result
 
 from livechain.events import EventBus
 from livechain.metrics.store import BenchmarkStore
@@ -98,7 +99,8 @@ def run_level(level: str, seq: list[tuple], providers: int) -> float:
     if fold_every:
         store.fold()
     elapsed = time.process_time() - t0
-    assert tracker.delivered == len(seq) // providers, (tracker.delivered, len(seq) // providers)
+    require(tracker.delivered == len(seq) // providers,
+            f"{level}: the head tracker delivered {tracker.delivered} of {len(seq) // providers} heads")
     return elapsed
 
 
@@ -113,6 +115,7 @@ def main() -> dict:
     parser.add_argument("--block-ms", type=float, default=200.0)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    require(args.events >= 1 and args.rounds >= 1 and args.providers, "--events and --rounds must be at least 1")
     result: dict = {"config": vars(args), "by": {}}
     print(f"{args.events} events per run, {args.rounds} rounds (interleaved); CPU time of this process")
     for providers in args.providers:
@@ -123,6 +126,7 @@ def main() -> dict:
                 runs[level].append(run_level(level, seq, providers))
         for level in LEVELS:
             cpu = statistics.median(runs[level])
+            require(cpu > 0, f"{level}/{providers}: racing {args.events} events took no CPU time: nothing measured")
             row = {"events_per_s": args.events / cpu, "us_per_arrival": cpu / len(seq) * 1e6,
                    "us_per_event": cpu / args.events * 1e6}
             result["by"][f"{level}/{providers}"] = row
@@ -133,4 +137,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -4,39 +4,51 @@ upstream pool, driven through in-memory transports on a uvloop loop.
 A client transport feeds `HttpConnection.data_received` a keep-alive POST /rpc/bench; the pool's connections
 have a transport whose `write()` answers on the next loop step with an nginx-like reply (`call_soon`). The
 next request starts when the response is written, so this is the c=1 request path minus the kernel. The
-benchmark store is folded every 250 ms of loop time as the app's timer does. Reported: µs per request
-(process CPU time: one thread, no I/O wait), median and minimum of --rounds (noise only adds time, so the minimum is the steadier figure); optionally a cProfile of one round.
+benchmark store is folded every `livechain.app.FOLD_INTERVAL` of loop time (0.25 s in a tree without it) as
+the app's timer does. Reported: µs per request (process CPU time: one thread, no I/O wait), median and
+minimum of --rounds (noise only adds time, so the minimum is the steadier figure); optionally a cProfile of
+one round.
 
 Use it to measure a change to the hot path precisely (the wrk benchmark has ±10 % noise on this machine):
 
     .venv/bin/python bench/request_path.py                       # this tree
     PYTHONPATH=/path/to/other/src .venv/bin/python bench/request_path.py   # another tree, same script
     .venv/bin/python bench/request_path.py --profile             # + cProfile, top functions by own time
+    .venv/bin/python bench/request_path.py --before /tmp/before-src --rounds 9   # before/after, same run
+
+With --before SRC the script measures nothing itself: it runs itself once per tree per round as a fresh
+process, interleaved (after, before, after, before, …), with PYTHONPATH set to that tree's src/ (this
+checkout's src/ for "after"), reads each run's `--emit-json` line, checks that the run imported livechain
+from the intended tree, and prints per tree the median and min µs/request and the ratios after/before.
+
+Everything the script knows about Livechain's internals is in `make_edge()` (just below): adapt that one
+function to a refactored tree. It exits 1 with a message on stderr when a side measured nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
+import importlib
+import json
 import logging
 import os
-import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-
-import uvloop
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import livechain
-from livechain import log as logsetup
-from livechain.app import App
-from livechain.config import ConfigStore, parse_config
-from livechain.server.http import HttpConnection
-from livechain.transport import http as transport_http
+from _common import MeasuredNothing, measured, require, run_main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: "after" in --before mode: the src/ of the checkout this script belongs to (never the venv's editable install)
+THIS_SRC = os.path.join(os.path.dirname(HERE), "src")
+EMIT = "REQUEST_PATH_JSON "
 
 REQUEST = (
     b"POST /rpc/bench HTTP/1.1\r\nHost: 127.0.0.1:4000\r\nContent-Type: application/json\r\n"
@@ -61,6 +73,89 @@ chains:
       - {id: p2, http_url: 'http://127.0.0.1:9/p2'}
       - {id: p3, http_url: 'http://127.0.0.1:9/p3'}
 """
+
+
+# ---------------------------------------------------------------------------------------------- Livechain internals
+
+
+class Edge(NamedTuple):
+    """What the measurement loop drives: the edge protocol and the app's fold timer."""
+
+    feed: Callable[[bytes], None]  # bytes from the client → the edge (HttpConnection.data_received)
+    fold: Callable[[], Any]  # the chain's benchmark-store fold (the app's timer)
+    fold_interval: float  # seconds of loop time between folds (livechain.app.FOLD_INTERVAL)
+    close: Callable[[], None]  # the client goes away
+
+
+def make_edge(app: Any, loop: asyncio.AbstractEventLoop, on_response: Callable[[bytes], None],
+              minimal: bool = False) -> Edge:
+    """THE one function that reaches into Livechain's internals: it fakes the upstream pool's connections,
+    marks the chain's providers confirmed, builds the measured dispatcher from the App (`app.routes`, or the
+    edge + pool floor of bench/minimal_proxy.py with `minimal`) and its edge protocol (`HttpConnection` with
+    `app.limits` and `app.tracker`), connected to a client transport whose write() calls on_response(bytes).
+
+    Name lookups try the NEW name first and fall back to the OLD one, so the same script measures a refactored
+    tree and the tree before it (--before). Each `_first(...)` lists candidates newest first: when src/ is
+    refactored, put the new name IN FRONT of the current one and keep the current one as the fallback. Keep
+    every such lookup in this function; nothing else in this file touches Livechain's internals.
+    """
+    # -- the upstream pool: its connections get an in-memory transport that answers REPLY on the next loop
+    #    step. Lookups (new name first, then old): the pool module, the pool class, its connection protocol.
+    http_mod = _first_module("livechain.transport.http")
+    pool_cls = _first(http_mod, "HttpPool")
+    conn_cls = _first(http_mod, "_Conn")
+
+    async def connect(self, loop_, deadline, limit):  # replaces HttpPool._connect(loop, deadline, limit)
+        conn = conn_cls(self)
+        conn.connection_made(_Transport(lambda data, c=conn: loop.call_soon(c.data_received, REPLY)))
+        self._created += 1
+        self._conns.add(conn)
+        return conn
+
+    pool_cls._connect = connect  # type: ignore[method-assign]
+
+    # -- the chain: every provider's chain id confirmed and at head 1, as after the first health checks
+    chain = _first(app, "registry").resolve("bench")
+    pool = chain.pool
+    for p in pool.providers:
+        pool.set_chain_id_ok(p, True, 1)
+        p.observe_head(1)
+    pool.best_head = 1
+
+    # -- the measured dispatcher and the edge protocol (lookups: new name first, then old)
+    if minimal:  # the floor: edge + pool, no features (bench/minimal_proxy.py)
+        from minimal_proxy import Forward
+
+        dispatcher = Forward(pool_cls("http://127.0.0.1:9/", name="upstream"))
+    else:
+        dispatcher = _first(app, "routes")
+    edge_cls = _first(_first_module("livechain.server.http"), "HttpConnection")
+    conn = edge_cls(dispatcher, _first(app, "limits"), _first(app, "tracker"))
+    conn.connection_made(_Transport(on_response))
+    fold_interval = getattr(_first_module("livechain.app"), "FOLD_INTERVAL", 0.25)
+    return Edge(conn.data_received, chain.store.fold, fold_interval, lambda: conn.connection_lost(None))
+
+
+def _first_module(*names: str) -> Any:
+    """The first of the modules `names` that imports (list the new name first, the old one last)."""
+    errors = []
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise LookupError(f"none of the modules {names} imports here ({'; '.join(errors)}): adapt make_edge()")
+
+
+def _first(obj: Any, *names: str) -> Any:
+    """The first of the attributes `names` of `obj` that exists (list the new name first, the old one last)."""
+    for name in names:
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    raise LookupError(f"{obj!r} has none of {names}: adapt make_edge()")
+
+
+# ---------------------------------------------------------------------------------------------- measurement
 
 
 class _Transport:
@@ -94,19 +189,12 @@ class _Transport:
         pass
 
 
-def _fake_connect(loop: asyncio.AbstractEventLoop):
-    async def connect(self, loop_, deadline, limit):
-        conn = transport_http._Conn(self)
-        conn.connection_made(_Transport(lambda data, c=conn: loop.call_soon(c.data_received, REPLY)))
-        self._created += 1
-        self._conns.add(conn)
-        return conn
-
-    return connect
-
-
-def make_app() -> App:
+def make_app():
     """The real App (routes, registry, chains), not started: no server, no timers, no health checks."""
+    from livechain import log as logsetup
+    from livechain.app import App
+    from livechain.config import ConfigStore, parse_config
+
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "livechain.yaml")
         with open(path, "w") as f:
@@ -117,56 +205,131 @@ def make_app() -> App:
 
 async def run(requests: int, rounds: int, profile: bool, minimal: bool = False) -> list[float]:
     loop = asyncio.get_running_loop()
-    transport_http.HttpPool._connect = _fake_connect(loop)  # type: ignore[method-assign]
     app = make_app()
-    chain = app.registry.resolve("bench")
-    for p in chain.pool.providers:
-        chain.pool.set_chain_id_ok(p, True, 1)
-        p.observe_head(1)
-    chain.pool.best_head = 1
-    dispatcher = app.routes
-    if minimal:  # the floor: edge + pool, no features (bench/minimal_proxy.py)
-        from minimal_proxy import Forward
-
-        dispatcher = Forward(transport_http.HttpPool("http://127.0.0.1:9/", name="upstream"))
-    conn = HttpConnection(dispatcher, app.limits, app.tracker)
-    state = {"left": 0, "done": None, "next_fold": 0.0}
+    state: dict[str, Any] = {"left": 0, "done": None, "next_fold": 0.0, "check": False}
 
     def on_response(data: bytes) -> None:
-        if not data.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(data[:200])
+        done = state["done"]
+        if done is None or done.done():
+            return
+        if not data.startswith(b"HTTP/1.1 200") or (state["check"] and b'"result"' not in data):
+            done.set_exception(MeasuredNothing(f"the edge answered {data[:300]!r}, not a JSON-RPC result"))
+            return
+        state["check"] = False
         state["left"] -= 1
         if state["left"] <= 0:
-            state["done"].set_result(None)
+            done.set_result(None)
             return
         now = loop.time()
         if now >= state["next_fold"]:
-            state["next_fold"] = now + 0.25
-            chain.store.fold()
-        loop.call_soon(conn.data_received, REQUEST)
+            state["next_fold"] = now + edge.fold_interval
+            edge.fold()
+        loop.call_soon(edge.feed, REQUEST)
 
-    conn.connection_made(_Transport(on_response))
+    edge = make_edge(app, loop, on_response, minimal)
 
     async def batch(n: int) -> float:
+        require(n > 0, f"--requests {n}: no request to measure")
         state["left"] = n
         state["done"] = loop.create_future()
+        state["check"] = True  # the first reply of a batch must carry the provider's result
         t0 = time.process_time()
-        conn.data_received(REQUEST)
-        await state["done"]
-        chain.store.fold()
+        edge.feed(REQUEST)
+        try:
+            await asyncio.wait_for(state["done"], 120 + n / 1000)
+        except TimeoutError:
+            raise MeasuredNothing(f"{n - state['left']} of {n} requests answered in {120 + n / 1000:g} s") from None
+        edge.fold()
         return (time.process_time() - t0) / n * 1e6
 
     await batch(2000)  # warm-up
     results = [await batch(requests) for _ in range(rounds)]
     if profile:
+        import cProfile
+        import pstats
+
         prof = cProfile.Profile()
         prof.enable()
         await batch(requests)
         prof.disable()
         stats = pstats.Stats(prof)
         stats.sort_stats("tottime").print_stats(35)
-    conn.connection_lost(None)
+    edge.close()
     return results
+
+
+def measure(args: argparse.Namespace) -> None:
+    """This process, this tree (PYTHONPATH): the single-tree mode, and one side of --before."""
+    import uvloop
+
+    import livechain
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+    results = uvloop.run(run(args.requests, args.rounds, args.profile, args.minimal))
+    require(results, f"--rounds {args.rounds}: no round measured")
+    for r in results:
+        measured(r, "µs/request")
+        require(r > 0, f"a round took {r} µs/request: nothing was measured")
+    src = os.path.dirname(os.path.dirname(livechain.__file__))
+    if args.json:
+        from _common import write_result
+
+        write_result(args.json, {"median_us": statistics.median(results), "min_us": min(results), "src": src})
+    print(f"{src}: {statistics.median(results):.2f} µs/request (median of {len(results)}: "
+          f"{', '.join(f'{r:.1f}' for r in results)}); min {min(results):.2f}")
+    if args.emit_json:
+        print(EMIT + json.dumps({"src": src, "us_per_request": results}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- --before
+
+
+def one_run(side: str, tree: str, args: argparse.Namespace) -> float:
+    """One round of this script in a fresh process with PYTHONPATH=tree; its µs/request."""
+    argv = [sys.executable, os.path.abspath(__file__), "--requests", str(args.requests), "--rounds", "1",
+            "--emit-json"] + (["--minimal"] if args.minimal else [])
+    out = subprocess.run(argv, env={**os.environ, "PYTHONPATH": tree}, capture_output=True, text=True)
+    tail = (out.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+    require(out.returncode == 0, f"{side} ({tree}) exited with {out.returncode}: {tail}")
+    lines = [line for line in out.stdout.splitlines() if line.startswith(EMIT)]
+    require(lines, f"{side} ({tree}) printed no {EMIT.strip()} line: {out.stdout[-300:]!r} {tail}")
+    data = json.loads(lines[-1][len(EMIT):])
+    require(os.path.realpath(data["src"]) == os.path.realpath(tree),
+            f"{side} imported livechain from {data['src']}, not from {tree}: is {tree} a src/ directory?")
+    values = data["us_per_request"]
+    require(len(values) == 1, f"{side} ({tree}) measured {len(values)} rounds, not 1")
+    return measured(values[0], f"{side} µs/request")
+
+
+def compare(args: argparse.Namespace) -> None:
+    trees = {"after": os.path.abspath(THIS_SRC), "before": os.path.abspath(args.before)}
+    for side, tree in trees.items():
+        require(os.path.isfile(os.path.join(tree, "livechain", "__init__.py")),
+                f"{side}: {tree} is not a src/ directory with a livechain package")
+    runs: dict[str, list[float]] = {side: [] for side in trees}
+    print(f"after = {trees['after']}, before = {trees['before']}; {args.rounds} rounds × {args.requests} requests, "
+          f"one fresh process per tree per round, interleaved", flush=True)
+    for r in range(args.rounds):
+        for side, tree in trees.items():
+            runs[side].append(one_run(side, tree, args))
+        after, before = runs["after"][-1], runs["before"][-1]
+        print(f"  round {r + 1}: after {after:6.2f} µs  before {before:6.2f} µs  after/before {after / before:.3f}",
+              flush=True)
+    require(all(runs.values()), f"--rounds {args.rounds}: no round measured")
+    summary: dict[str, Any] = {}
+    for side, tree in trees.items():
+        values = runs[side]
+        summary[side] = {"src": tree, "median_us": statistics.median(values), "min_us": min(values), "runs": values}
+        print(f"{side:6s} {tree}: {summary[side]['median_us']:.2f} µs/request (median of {len(values)}: "
+              f"{', '.join(f'{v:.1f}' for v in values)}); min {summary[side]['min_us']:.2f}")
+    a, b = summary["after"], summary["before"]
+    summary["ratio_median"] = measured(a["median_us"] / b["median_us"], "after/before median")
+    summary["ratio_min"] = measured(a["min_us"] / b["min_us"], "after/before min")
+    print(f"after/before: median {summary['ratio_median']:.3f}  min {summary['ratio_min']:.3f}")
+    if args.json:
+        from _common import write_result
+
+        write_result(args.json, summary)
 
 
 def main() -> None:
@@ -176,17 +339,19 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--minimal", action="store_true", help="the edge + pool floor (bench/minimal_proxy.py)")
     parser.add_argument("--json", help="also write bench/results/<name>.json")
+    parser.add_argument("--before", metavar="SRC",
+                        help="another tree's src/ directory: measure both trees in this run, interleaved")
+    parser.add_argument("--emit-json", action="store_true",
+                        help=f"also print one machine-readable '{EMIT.strip()} {{...}}' line (per-round µs/request)")
     args = parser.parse_args()
-    logging.getLogger("asyncio").setLevel(logging.ERROR)
-    results = uvloop.run(run(args.requests, args.rounds, args.profile, args.minimal))
-    src = os.path.dirname(os.path.dirname(livechain.__file__))
-    if args.json:
-        from _common import write_result
-
-        write_result(args.json, {"median_us": statistics.median(results), "min_us": min(results), "src": src})
-    print(f"{src}: {statistics.median(results):.2f} µs/request (median of {len(results)}: "
-          f"{', '.join(f'{r:.1f}' for r in results)}); min {min(results):.2f}")
+    require(args.rounds >= 1 and args.requests >= 1, "--rounds and --requests must be at least 1")
+    if args.before:
+        if args.profile or args.emit_json:
+            parser.error("--before runs the measurements in subprocesses: no --profile / --emit-json with it")
+        compare(args)
+    else:
+        measure(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

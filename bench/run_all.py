@@ -5,9 +5,14 @@
     .venv/bin/python bench/run_all.py --only race selection
     .venv/bin/python bench/run_all.py --render        # only re-render BENCHMARKS.md from bench/results/*.json
     .venv/bin/python bench/run_all.py --before /tmp/before-src   # + Livechain from an older tree (HTTP)
+    .venv/bin/python bench/run_all.py --quick --no-render         # run the suite, leave BENCHMARKS.md alone
 
 Each benchmark is its own script (run here as a subprocess) and leaves its numbers in bench/results/NAME.json;
 this script renders them between the `results:start` / `results:end` markers of BENCHMARKS.md.
+
+A benchmark that fails (e.g. it measured nothing) does not stop the others; at the end the failures are listed
+on stderr, BENCHMARKS.md is not rewritten and the exit status is 1. A rendered section containing nan/inf is
+not written either (exit status 1).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -45,13 +51,17 @@ SUITE = {
 SCRIPT = {"request_path_minimal": "request_path"}
 
 
-def run(name: str, quick: bool, before: str | None) -> None:
+def run(name: str, quick: bool, before: str | None) -> bool:
+    """Run one benchmark; False (and a line on stderr) when it failed."""
     args = list(SUITE[name][1 if quick else 0])
     if name == "http_proxy" and before:
         args += ["--before", before]
     script = os.path.join(HERE, SCRIPT.get(name, name) + ".py")
     print(f"\n=== {name}: {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, script, *args], check=True, cwd=ROOT)
+    code = subprocess.run([sys.executable, script, *args], cwd=ROOT).returncode
+    if code != 0:
+        print(f"=== {name} FAILED with exit status {code}", file=sys.stderr, flush=True)
+    return code == 0
 
 
 def load(name: str) -> dict | None:
@@ -261,11 +271,23 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SUITE))
     parser.add_argument("--render", action="store_true", help="don't run anything, re-render from the results")
     parser.add_argument("--before", help="a source tree (src/) to compare Livechain against in http_proxy")
+    parser.add_argument("--no-render", action="store_true", help="run the benchmarks, don't rewrite BENCHMARKS.md")
     args = parser.parse_args()
     if not args.render:
-        for name in args.only or SUITE:
-            run(name, args.quick, args.before)
-    rewrite(render())
+        failed = [name for name in args.only or SUITE if not run(name, args.quick, args.before)]
+        if failed:
+            print(f"run_all.py: FAILED: {', '.join(failed)} (see above); BENCHMARKS.md not rewritten "
+                  f"(bench/results/ may hold older numbers of the failed ones)", file=sys.stderr)
+            sys.exit(1)
+    if args.no_render:
+        return
+    section = render()
+    bad = sorted({m.group(0) for m in re.finditer(r"(?<![\w.])-?(nan|inf)(?![\w])", section, re.IGNORECASE)})
+    if bad:
+        print(f"run_all.py: FAILED: the rendered results contain {', '.join(bad)} (a benchmark measured nothing); "
+              f"BENCHMARKS.md not rewritten", file=sys.stderr)
+        sys.exit(1)
+    rewrite(section)
     print(f"\nrewrote the results section of {DOC}")
 
 

@@ -5,6 +5,7 @@ The chain is built from a real config (10 providers, breakers closed, chain id c
 provider's per-method statistics are warmed with 200 samples on 30 methods, and the leaderboard's race
 factors are set as the chain's timer would. Baseline in the same run: `list(pool.providers)` (the cost of
 doing nothing but copying the candidates). Picks rotate over the 30 methods. Median of --rounds, µs per pick.
+Exits 1 with a message on stderr when a strategy picks no provider (it would time an empty plan).
 
     .venv/bin/python bench/selection.py
 """
@@ -20,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import write_result
+from _common import require, run_main, write_result
 
 from livechain.chains.chain import Chain
 from livechain.clock import SYSTEM_CLOCK, Clock, ManualClock
@@ -82,6 +83,7 @@ def main() -> dict:
     parser.add_argument("--picks", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    require(args.picks >= 1 and args.rounds >= 1, "--picks and --rounds must be at least 1")
     check_leaderboard_order()
     chain = build_chain()
     forwarder = chain.forwarder
@@ -93,6 +95,8 @@ def main() -> dict:
     }
     for name, strategy in chain.strategies.items():
         candidates[f"plan: {name}"] = lambda m, s=strategy: forwarder.plan(m, s)
+    for name, fn in candidates.items():  # each times real work: a non-empty choice of providers
+        require(fn(METHODS[0]), f"{name}: picked no provider for {METHODS[0]}: it would time an empty plan")
     runs: dict[str, list[float]] = {name: [] for name in candidates}
     for fn in candidates.values():  # warm-up
         time_picks(fn, 2000)
@@ -108,4 +112,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

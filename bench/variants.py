@@ -14,6 +14,9 @@ patches before the app is built; wrk rounds interleave the variants at c=1 and c
 
     .venv/bin/python bench/variants.py --variants base fold20ms --rounds 5
     .venv/bin/python bench/variants.py --variants base breaker-fast fold20ms+breaker-fast
+
+Exits 1 with a message on stderr when a variant does not answer a JSON-RPC result, wrk gets no successful
+reply, or a variant's CPU time did not advance (run longer).
 """
 
 from __future__ import annotations
@@ -29,11 +32,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (
     PYTHON,
     Child,
+    check_rpc,
     cpu_seconds,
     fake_provider_nginx,
     free_port,
     livechain_config,
+    measured,
     median,
+    require,
+    run_main,
     run_wrk,
     wait_port,
     workdir,
@@ -133,6 +140,7 @@ def main() -> dict:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     args = parser.parse_args()
+    require(args.rounds >= 1 and args.concurrency and args.variants, "--rounds must be at least 1")
     runs: dict[tuple[str, int], list[dict]] = {}
     with workdir("lcbench-variants-") as d:
         fake_port = free_port()
@@ -146,14 +154,18 @@ def main() -> dict:
                 targets[name] = (f"http://127.0.0.1:{port}/rpc/bench", child.pid)
             script = wrk_script(d)
             time.sleep(1.0)
-            for url, _ in targets.values():
+            for url, _ in targets.values():  # every variant answers; warm-up
+                check_rpc(url)
                 run_wrk(url, script, 50, 2)
             for r in range(args.rounds):
                 for c in args.concurrency:
                     for name, (url, pid) in targets.items():
                         before = cpu_seconds(pid)
                         res = run_wrk(url, script, c, args.seconds)
-                        res["cpu_us"] = (cpu_seconds(pid) - before) / res["requests"] * 1e6
+                        cpu = cpu_seconds(pid) - before
+                        require(cpu > 0, f"{name} c={c}: its CPU time did not advance in {args.seconds:g} s "
+                                         f"(clock ticks are 10 ms): nothing measured, run longer")
+                        res["cpu_us"] = cpu / res["requests"] * 1e6
                         del res["cpu_s"]
                         runs.setdefault((name, c), []).append(res)
                         print(f"  round {r + 1} c={c:<3} {name:24s} p50 {res['p50_us']:5d} µs  p99 {res['p99_us']:6d} µs"
@@ -170,6 +182,8 @@ def main() -> dict:
             row = {k: median([x[k] for x in rs]) for k in ("p50_us", "p99_us", "rps", "cpu_us")}
             row["cpu_ratio"] = median([a["cpu_us"] / b["cpu_us"] for a, b in zip(rs, bs, strict=True)])
             row["p99_ratio"] = median([a["p99_us"] / b["p99_us"] for a, b in zip(rs, bs, strict=True)])
+            for key, value in row.items():
+                measured(value, f"c={c} {name} {key}")
             summary[f"{name}/{c}"] = row
             print(f"  c={c:<3} {name:24s} p50 {row['p50_us']:5.0f} µs  p99 {row['p99_us']:6.0f} µs  {row['rps']:7.0f} req/s"
                   f"  {row['cpu_us']:6.1f} µs CPU/req   CPU {row['cpu_ratio']:.2f}×  p99 {row['p99_ratio']:.2f}×")
@@ -178,4 +192,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

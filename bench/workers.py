@@ -4,7 +4,8 @@ Each worker is a full Livechain (same config as bench/http_proxy.py) started by 
 with SO_REUSEPORT, so the kernel spreads wrk's connections over the workers. Interleaved rounds at c=50
 (and c=1): req/s, p50/p99, and CPU µs per request summed over the workers. Livechain has no such mode:
 each worker would keep its own breakers, statistics, leaderboard, race scores and upstream WebSockets — this
-only measures whether it would be worth making coherent.
+only measures whether it would be worth making coherent. Exits 1 with a message on stderr when a group does
+not answer a JSON-RPC result, wrk gets no successful reply, or the workers' CPU time did not advance.
 
     .venv/bin/python bench/workers.py --rounds 3
 """
@@ -22,11 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (
     PYTHON,
     Child,
+    check_rpc,
     cpu_seconds,
     fake_provider_nginx,
     free_port,
     livechain_config,
+    measured,
     median,
+    require,
+    run_main,
     run_wrk,
     wait_port,
     workdir,
@@ -77,6 +82,7 @@ def main() -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
+    require(args.rounds >= 1, "--rounds must be at least 1")
     runs: dict[str, list[dict]] = {}
     with workdir("lcbench-workers-") as d:
         fake_port = free_port()
@@ -90,14 +96,18 @@ def main() -> dict:
                 children += workers
                 groups[n] = (port, [w.pid for w in workers])
             script = wrk_script(d)
-            for port, _ in groups.values():
+            for port, _ in groups.values():  # every group answers; warm-up
+                check_rpc(f"http://127.0.0.1:{port}/rpc/bench")
                 run_wrk(f"http://127.0.0.1:{port}/rpc/bench", script, 50, 2)
             for r in range(args.rounds):
                 for c in (1, 50):
                     for n, (port, pids) in groups.items():
                         before = sum(cpu_seconds(p) for p in pids)
                         res = run_wrk(f"http://127.0.0.1:{port}/rpc/bench", script, c, args.seconds)
-                        res["cpu_us"] = (sum(cpu_seconds(p) for p in pids) - before) / res["requests"] * 1e6
+                        cpu = sum(cpu_seconds(p) for p in pids) - before
+                        require(cpu > 0, f"{n} worker(s) c={c}: their CPU time did not advance in {args.seconds:g} s "
+                                         f"(clock ticks are 10 ms): nothing measured, run longer")
+                        res["cpu_us"] = cpu / res["requests"] * 1e6
                         del res["cpu_s"]
                         runs.setdefault(f"{n}/{c}", []).append(res)
                         print(f"  round {r + 1} c={c:<3} {n} worker(s)  p50 {res['p50_us']:5d} µs  p99 {res['p99_us']:6d} µs"
@@ -107,6 +117,9 @@ def main() -> dict:
                 child.stop()
     summary = {key: {k: median([x[k] for x in rs]) for k in ("p50_us", "p99_us", "rps", "cpu_us")}
                for key, rs in runs.items()}
+    for key, row in summary.items():
+        for k, value in row.items():
+            measured(value, f"{key} {k}")
     print("\nmedians")
     for key, row in summary.items():
         n, c = key.split("/")
@@ -117,4 +130,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,7 +5,10 @@ Processes (all started here, stopped by pid):
                     emits the next head (a realistic ~1.2 KB header that chains by parentHash) to every
                     provider, in random order, the first at once and the others --jitter-ms later at most.
                     The header carries `lcbench_t`: CLOCK_MONOTONIC ns when the first copy was sent.
-    nginx           the providers' HTTP side (health checks), fixed reply
+                    It answers eth_chainId with the configured chain id (Livechain checks it on every
+                    provider WebSocket before subscribing there), eth_blockNumber with its latest head,
+                    eth_subscribe / eth_unsubscribe, and anything else with a "method not found" error.
+    nginx           the providers' HTTP side (health checks), fixed reply ("0x1": chain id 1, head 1)
     livechain       full feature path: 3 providers with ws_url, racing, head tracker, leaderboard, logging
     relay           baseline, same run: a minimal racing relay on the `websockets` library — subscribes on the
                     3 providers, forwards each head's first arrival with `broadcast()`; no tracker, no
@@ -16,6 +19,7 @@ Processes (all started here, stopped by pid):
 Per target and N: p50/p99 delivery latency, delivered/expected, server CPU µs per delivered message
 (utime+stime delta of the server process / messages the clients received), server RSS before the
 clients connect and with them subscribed. Rounds interleave the targets (livechain, relay, livechain …).
+Exits 1 with a message on stderr when a target does not subscribe on the providers or delivers nothing.
 
     .venv/bin/python bench/ws_fanout.py                              # N = 1000 and 5000
     .venv/bin/python bench/ws_fanout.py --clients 5000 --seconds 10 --rounds 2
@@ -40,14 +44,19 @@ from array import array
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
+    FAKE_CHAIN_ID,
     PYTHON,
     Child,
     cpu_split,
     fake_provider_nginx,
     free_port,
     livechain_config,
+    log_problems,
+    measured,
     percentile,
+    require,
     rss_bytes,
+    run_main,
     start_livechain,
     start_port_child,
     workdir,
@@ -55,6 +64,9 @@ from _common import (
 )
 
 PROVIDERS = 3
+#: the chain id of the bench chain: Livechain's config, the fake WebSocket providers' eth_chainId answer, and
+#: what the fixed-reply nginx (the providers' HTTP side, health checks) answers — they must agree
+CHAIN_ID = FAKE_CHAIN_ID
 SUBSCRIBE = b'{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}'
 STAMP = b'"lcbench_t":'
 
@@ -100,12 +112,30 @@ def header(n: int, t_ns: int) -> dict:
     }
 
 
-def upstream_main(port: int, rate: float, jitter_ms: float, events: multiprocessing.Queue) -> None:
+def upstream_main(port: int, rate: float, jitter_ms: float, events: multiprocessing.Queue,
+                  chain_id: int = CHAIN_ID) -> None:
     import orjson
     import uvloop
     from aiohttp import WSMsgType, web
 
     subs: dict[str, list] = {f"p{i + 1}": [] for i in range(PROVIDERS)}  # provider → [(ws, sid)]
+    latest = [1000]  # the last emitted head number (eth_blockNumber)
+
+    def answer(req: dict) -> dict:
+        """A provider's reply to a request other than eth_subscribe."""
+        method = req.get("method")
+        if method == "eth_chainId":
+            result: object = hex(chain_id)
+        elif method == "net_version":
+            result = str(chain_id)
+        elif method == "eth_blockNumber":
+            result = hex(latest[0])
+        elif method == "eth_unsubscribe":
+            result = True
+        else:
+            return {"jsonrpc": "2.0", "id": req.get("id"),
+                    "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}
+        return {"jsonrpc": "2.0", "id": req.get("id"), "result": result}
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         provider = request.match_info["provider"]
@@ -121,7 +151,7 @@ def upstream_main(port: int, rate: float, jitter_ms: float, events: multiprocess
                 subs[provider].append((ws, sid))
                 events.put(("subscribed", provider))
             else:
-                await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": req.get("id"), "result": True}).decode())
+                await ws.send_str(orjson.dumps(answer(req)).decode())
         subs[provider][:] = [(w, s) for w, s in subs[provider] if w is not ws]
         return ws
 
@@ -148,6 +178,7 @@ def upstream_main(port: int, rate: float, jitter_ms: float, events: multiprocess
             next_at += period
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             n += 1
+            latest[0] = n
             order = [f"p{i + 1}" for i in range(PROVIDERS)]
             rng.shuffle(order)
             result = orjson.dumps(header(n, time.monotonic_ns()))
@@ -373,12 +404,16 @@ def measure(mp, target: str, port: int, path: str, pid: int, clients: int, procs
             p.join(5)
     time.sleep(1.0)  # let the server notice the disconnects before the next round
     delivered = len(lat)
+    expected = int(clients * rate * seconds)
+    require(delivered, f"{target} delivered 0 of {expected} messages to {clients} clients in {seconds:g} s "
+                       f"({subscribed} subscribed, {lost} connections lost)")
     values = sorted(lat)
     return {
         "target": target, "clients": clients, "subscribed": subscribed, "connect_s": round(connect_s, 1),
-        "delivered": delivered, "expected": int(clients * rate * seconds),
-        "p50_ms": percentile(values, 0.50) / 1000, "p99_ms": percentile(values, 0.99) / 1000,
-        "max_ms": (values[-1] / 1000) if values else float("nan"),
+        "delivered": delivered, "expected": expected,
+        "p50_ms": measured(percentile(values, 0.50), f"{target} p50") / 1000,
+        "p99_ms": measured(percentile(values, 0.99), f"{target} p99") / 1000,
+        "max_ms": values[-1] / 1000,
         "cpu_us_per_msg": cpu / max(1, delivered) * 1e6, "cpu_share": cpu / seconds,
         "user_us_per_msg": user / max(1, delivered) * 1e6, "sys_us_per_msg": kernel / max(1, delivered) * 1e6,
         "rss_before_mb": rss_before / 2**20, "rss_with_mb": rss_with / 2**20,
@@ -403,13 +438,14 @@ def main() -> dict:
         http_port, ws_port = free_port(), free_port()
         children: list[Child] = []
         events = mp.Queue()
-        upstream = mp.Process(target=upstream_main, args=(ws_port, args.rate, args.jitter_ms, events), daemon=True)
+        upstream = mp.Process(target=upstream_main, args=(ws_port, args.rate, args.jitter_ms, events, CHAIN_ID),
+                              daemon=True)
         upstream.start()
         try:
-            assert events.get(timeout=20)[0] == "listening"
+            require(events.get(timeout=20)[0] == "listening", "the fake WebSocket providers did not start")
             children.append(fake_provider_nginx(d, http_port))
             chain = (
-                "  bench:\n    chain_id: 1\n    strategy: leaderboard\n    providers:\n"
+                f"  bench:\n    chain_id: {CHAIN_ID}\n    strategy: leaderboard\n    providers:\n"
                 + "".join(
                     f"      - {{id: p{i + 1}, http_url: 'http://127.0.0.1:{http_port}/p{i + 1}', "
                     f"ws_url: 'ws://127.0.0.1:{ws_port}/p{i + 1}'}}\n"
@@ -435,6 +471,10 @@ def main() -> dict:
                         subscribed += 1
                 except Exception:
                     pass
+            require(subscribed >= PROVIDERS * len(targets),
+                    f"only {subscribed} of {PROVIDERS * len(targets)} upstream newHeads subscriptions arrived at the "
+                    f"fake providers in 20 s ({' and '.join(targets)} × {PROVIDERS} providers): a target did not "
+                    f"subscribe; Livechain's last warnings/errors:\n    {log_problems(d)}")
             time.sleep(2.0)
             print(f"{PROVIDERS} providers, {args.rate:g} heads/s, jitter ≤ {args.jitter_ms:g} ms, "
                   f"{args.seconds:g} s windows, {args.client_procs} client processes", flush=True)
@@ -475,4 +515,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,8 @@ Modes (same clients, same payload, interleaved over --rounds; medians printed):
     .venv/bin/python bench/ws_fanout_frames.py                      # 1000 clients × 10 msg/s × 5 s
     .venv/bin/python bench/ws_fanout_frames.py --clients 2000 --rate 20 --rounds 3
 
-A benchmark, not a test: numbers depend on the machine; compare the ratios within one run.
+A benchmark, not a test: numbers depend on the machine; compare the ratios within one run. Exits 1 with a
+message on stderr when a mode delivers no message.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import resource
 import statistics
 import sys
@@ -40,6 +42,10 @@ import aiohttp
 import uvloop
 from aiohttp import web
 from websockets.asyncio.server import broadcast, serve
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import measured, require, run_main
 
 from livechain.server.http import ConnectionTracker, HttpConnection, Limits, Request, Response
 from livechain.server.wsconn import WsServerConnection, WsSettings, accept_upgrade, encode_text_frame
@@ -308,6 +314,7 @@ async def run_one(mode: str, args: argparse.Namespace) -> dict:
 
         period = 1.0 / args.rate
         ticks = int(args.rate * args.seconds)
+        require(ticks >= 1, f"--rate {args.rate:g} × --seconds {args.seconds:g} is no tick: nothing to measure")
         start_cpu, start_wall = cpu(), time.monotonic()
         next_at = loop.time()
         tick_cpu = tick_wall = 0.0
@@ -329,6 +336,8 @@ async def run_one(mode: str, args: argparse.Namespace) -> dict:
         latencies = report["latencies"][args.clients :]  # drop the warm-up tick (arrived 0.5 s earlier)
         delivered = len(latencies)
         expected = ticks * args.clients
+        require(delivered, f"{mode}: delivered 0 of {expected} messages to {args.clients} clients "
+                           f"({len(report['latencies'])} received in all, {drops} slow-client drops)")
         return {
             "mode": mode,
             "delivered": delivered,
@@ -371,12 +380,13 @@ async def main(args: argparse.Namespace) -> None:
             )
     print("\nmedians:")
     base = statistics.median(r["cpu_us_per_msg"] for r in runs[modes[0]])
+    require(base > 0, f"{modes[0]}: no CPU time per message measured")
     for mode in modes:
         cpu_us = statistics.median(r["cpu_us_per_msg"] for r in runs[mode])
         p50 = statistics.median(r["p50_us"] for r in runs[mode])
         p99 = statistics.median(r["p99_us"] for r in runs[mode])
         print(
-            f"  {mode:18s} {cpu_us:6.2f} µs/msg  ({cpu_us / base:4.2f}× {modes[0]})   "
+            f"  {mode:18s} {cpu_us:6.2f} µs/msg  ({measured(cpu_us / base, mode + ' ratio'):4.2f}× {modes[0]})   "
             f"p50 {p50:7.0f} µs   p99 {p99:7.0f} µs"
         )
 
@@ -389,5 +399,10 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=600, help="payload bytes")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", nargs="*", choices=MODES)
-    uvloop.run(main(parser.parse_args()))
-    sys.exit(0)
+    arguments = parser.parse_args()
+
+    def run_all() -> None:
+        require(arguments.rounds >= 1 and arguments.clients >= 1, "--rounds and --clients must be at least 1")
+        uvloop.run(main(arguments))
+
+    run_main(run_all)
