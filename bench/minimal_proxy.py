@@ -33,9 +33,6 @@ class Forward:
     def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
         return None
 
-    def error_response(self, status: int, message: str) -> Response:
-        return Response(status, message.encode(), "text/plain", close=True)
-
 
 async def main(url: str) -> None:
     forward = Forward(HttpPool(url, name="upstream", max_connections=64))

@@ -127,13 +127,24 @@ def make_edge(app: Any, loop: asyncio.AbstractEventLoop, on_response: Callable[[
         from minimal_proxy import Forward
 
         dispatcher = Forward(pool_cls("http://127.0.0.1:9/", name="upstream"))
-    else:
-        dispatcher = _first(app, "routes")
+    holder = _web_edge(app)  # new: the app's WebEdge (built, not listening); old: the App itself
+    if not minimal:
+        dispatcher = _first(holder, "routes")
     edge_cls = _first(_first_module("livechain.server.http"), "HttpConnection")
-    conn = edge_cls(dispatcher, _first(app, "limits"), _first(app, "tracker"))
+    conn = edge_cls(dispatcher, _first(holder, "limits"), _first(holder, "tracker"))
     conn.connection_made(_Transport(on_response))
-    fold_interval = getattr(_first_module("livechain.app"), "FOLD_INTERVAL", 0.25)
+    fold_interval = getattr(_first_module("livechain.library", "livechain.app"), "FOLD_INTERVAL", 0.25)
     return Edge(conn.data_received, chain.store.fold, fold_interval, lambda: conn.connection_lost(None))
+
+
+def _web_edge(app: Any) -> Any:
+    """What holds routes, limits and tracker: the edge a serving app builds (new: livechain.server.edge.WebEdge,
+    constructed here without listening), or the App itself (old)."""
+    try:
+        from livechain.server.edge import WebEdge
+    except ImportError:
+        return app
+    return WebEdge(app.registry, lambda: app.config, app.events, app.snapshots, app.restarts)
 
 
 def _first_module(*names: str) -> Any:

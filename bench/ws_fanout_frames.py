@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import measured, require, run_main
 
+from livechain.clients.access import AddressCounts
 from livechain.server.http import ConnectionTracker, HttpConnection, Limits, Request, Response
 from livechain.server.wsconn import WsServerConnection, WsSettings, accept_upgrade, encode_text_frame
 
@@ -139,9 +140,6 @@ class _Dispatcher:
     def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
         return accept_upgrade(request, transport, rest, _Session(self.conns), self.settings)
 
-    def error_response(self, status: int, message: str) -> Response:
-        return Response(status, message.encode(), "text/plain", close=True)
-
 
 class Server:
     """One server under test: start(), count(), fan_out(payload), end(), stop()."""
@@ -161,8 +159,8 @@ class WsconnServer(Server):
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        tracker = ConnectionTracker()
-        limits = Limits(max_connections_per_ip=100_000)
+        tracker = ConnectionTracker(AddressCounts(100_000))
+        limits = Limits()
         self.server = await loop.create_server(
             lambda: HttpConnection(self.dispatcher, limits, tracker), "127.0.0.1", 0, backlog=4096
         )

@@ -7,7 +7,8 @@
     │   │   ├── BadHttpRequest      -32600  400   malformed HTTP
     │   │   ├── NoRoute             -32600  404   no handler for the path
     │   │   ├── MethodNotAllowed    -32600  405   wrong HTTP method (carries the allowed ones)
-    │   │   └── HeadersTooLarge     -32600  431   request line + headers over the limit
+    │   │   ├── HeadersTooLarge     -32600  431   request line + headers over the limit
+    │   │   └── UpgradeRequired     -32600  426   a WebSocket handshake of another version than 13
     │   ├── MethodNotFound          -32601  200   unknown, denied by policy, or wrong transport (subscribe over HTTP)
     │   ├── InvalidParams           -32602  200
     │   ├── UnknownChain            -32001  404   unknown chain, or unknown provider on a pinned route
@@ -119,6 +120,13 @@ class MethodNotAllowed(InvalidRequest):
 
 class HeadersTooLarge(InvalidRequest):
     http_status = 431
+
+
+class UpgradeRequired(InvalidRequest):
+    """A WebSocket handshake with a version other than 13."""
+
+    http_status = 426
+    headers = (("sec-websocket-version", "13"),)
 
 
 class LimitExceeded(ClientError):

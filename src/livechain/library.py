@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from livechain.chains.chain import Chain
+from livechain.chains.chain import Subscription as FeedSubscription
 from livechain.chains.registry import ChainRegistry
 from livechain.chains.snapshots import Snapshots
 from livechain.clock import SYSTEM_CLOCK, Clock
@@ -46,7 +47,6 @@ from livechain.jsonrpc.replies import Answer
 from livechain.log import REDACTOR
 from livechain.server.edge import WebEdge
 from livechain.server.plugins import PluginFactory
-from livechain.subscriptions.manager import Subscription as FeedSubscription
 
 log = logging.getLogger("livechain.app")
 
@@ -207,7 +207,7 @@ class Livechain:
         while True:
             await asyncio.sleep(FOLD_INTERVAL)
             for chain in self.registry:
-                chain.store.fold()
+                chain.fold()
             if time.monotonic() - last_score >= SCORE_INTERVAL:
                 last_score = time.monotonic()
                 for chain in self.registry:
@@ -215,7 +215,7 @@ class Livechain:
             if time.monotonic() - last_expire >= EXPIRE_INTERVAL:
                 last_expire = time.monotonic()
                 for chain in self.registry:
-                    chain.store.expire()
+                    chain.expire()
 
     # ------------------------------------------------------------------ reload
 

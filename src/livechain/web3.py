@@ -11,9 +11,9 @@
         await w3.eth.subscribe("newHeads")
         async for message in w3.socket.process_subscriptions(): ...
 
-`LivechainProvider` is web3.py's `AsyncBaseProvider`: each request is encoded the way web3.py's HTTP provider
-encodes it (its JSON encoder's rules for bytes, AttributeDicts and models) and goes through the chain's
-pipeline like an HTTP request. `LivechainSocketProvider` is web3.py's `PersistentConnectionProvider` — the
+`LivechainProvider` is a web3.py `AsyncJSONBaseProvider` (web3.py batches only with one of those): each request
+is encoded the way web3.py's HTTP provider encodes it (its JSON encoder's rules for bytes, AttributeDicts and
+models) and goes through the chain's pipeline like an HTTP request. `LivechainSocketProvider` is web3.py's `PersistentConnectionProvider` — the
 interface of its WebSocket and IPC providers, which `w3.eth.subscribe` requires — whose "socket" is the same
 JSON-RPC session a Livechain WebSocket client gets (`clients.session.RpcSession`): subscriptions are on the
 chain's raced feeds, every block once and in order. Its messages still pass through web3.py's request
@@ -32,7 +32,7 @@ from hexbytes import HexBytes
 from pydantic import BaseModel
 from web3.datastructures import AttributeDict
 from web3.exceptions import PersistentConnectionClosedOK, ProviderConnectionError
-from web3.providers.async_base import AsyncBaseProvider
+from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.providers.persistent import PersistentConnectionProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -64,7 +64,7 @@ def _encode(rid: int, method: str, params: Any) -> bytes:
     )
 
 
-class LivechainProvider(AsyncBaseProvider):
+class LivechainProvider(AsyncJSONBaseProvider):
     def __init__(self, livechain: Livechain, chain: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._livechain = livechain

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from livechain.app import App
 from livechain.demo.run import Demo
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,12 +38,13 @@ class Tab:
 
 
 @pytest.fixture
-async def demo() -> AsyncIterator[App]:
-    """The demo: chains `ethereum-local` (1 s blocks) and `fastnet` (250 ms), providers behind fault proxies."""
+async def demo() -> AsyncIterator[Demo]:
+    """The demo: chains `ethereum-local` (1 s blocks) and `fastnet` (250 ms), providers behind fault proxies
+    (`demo.proxies`), Livechain serving the dashboard (`demo.app`)."""
     d = Demo()
     try:
-        app = await d.start("127.0.0.1", 0)
-        yield app
+        await d.start("127.0.0.1", 0)
+        yield d
     finally:
         await d.stop()
 
@@ -64,7 +64,7 @@ async def browser() -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def open_dashboard(demo: App, browser) -> AsyncIterator[Callable[..., Awaitable[Tab]]]:
+async def open_dashboard(demo: Demo, browser) -> AsyncIterator[Callable[..., Awaitable[Tab]]]:
     """`await open_dashboard("#chain/fastnet", width=390, height=844)` → a Tab on the demo's dashboard."""
     contexts = []
     ARTIFACTS.mkdir(exist_ok=True)
@@ -74,7 +74,7 @@ async def open_dashboard(demo: App, browser) -> AsyncIterator[Callable[..., Awai
         context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
         contexts.append(context)
         page = await context.new_page()
-        tab = Tab(page, f"http://127.0.0.1:{demo.port}")
+        tab = Tab(page, f"http://127.0.0.1:{demo.app.port}")
         page.on("console", lambda msg: tab.errors.append(f"console.{msg.type}: {msg.text}")
                 if msg.type == "error" else None)
         page.on("pageerror", lambda exc: tab.errors.append(f"uncaught: {exc}"))

@@ -39,7 +39,7 @@ async def main(minutes: float, out: Path) -> None:
                             "duration_s": min(600, total + 60)}
                     async with http.post(f"{base}/api/simulator", json=body) as resp:
                         resp.raise_for_status()
-                swift = app.faults["fastnet/swift"]
+                swift = demo.proxies["fastnet/swift"]
                 baseline = swift.fault
                 await phase(total * 0.45, "normal")
                 swift.set(Fault(latency_ms=150, jitter_ms=20))

@@ -102,7 +102,7 @@ async def test_faulting_the_leading_provider_from_the_page_changes_the_leaderboa
     )
     badge = await page.text_content(f"#faults .fault-row[data-provider={leader}] [data-fault]")
     assert "502" in badge
-    assert demo.faults[f"fastnet/{leader}"].fault.mode == "http_status"
+    assert demo.proxies[f"fastnet/{leader}"].fault.mode == "http_status"
     await snapshot(page, "dashboard-chain-faulted.png")
     await page.click(f"#faults .fault-row[data-provider={leader}] button[data-action='Clear']")
     await page.wait_for_function(

@@ -77,9 +77,6 @@ class WsServer:
             self.sessions.put_nowait(session)
         return conn
 
-    def error_response(self, status: int, message: str) -> Response:
-        return Response(status, message.encode(), "text/plain", close=True)
-
     async def next_session(self) -> RecordingSession:
         return await asyncio.wait_for(self.sessions.get(), 5)
 
@@ -294,7 +291,7 @@ async def test_the_101_response_carries_the_rfc_6455_accept_value() -> None:
 
 
 async def test_an_upgrade_without_a_key_gets_400_and_the_connection_closes() -> None:
-    """A missing Sec-WebSocket-Key is refused with 400 and a text body, then the server closes the socket."""
+    """A missing Sec-WebSocket-Key is refused with 400 and a JSON-RPC error body, then the server closes the socket."""
     async with WsServer() as server:
         reply = await http_exchange(server.port, upgrade_request(key=""))
         head, _, body = reply.partition(b"\r\n\r\n")

@@ -165,3 +165,34 @@ def test_leaderboard_ranking_is_reused_briefly_and_recomputed_after_its_ttl():
     assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is b  # within the TTL
     clock.advance(0.1)
     assert lb.order(eligible(pool, "eth_call", clock), "eth_call")[0] is a
+
+
+def test_the_leaderboards_inlined_ranking_agrees_with_the_scoring_formulas():
+    """Leaderboard._rank inlines rpc_score + decayed for speed: for many random statistics (few samples, per
+    method or only "*", fresh or silent, failing or not, with race factors) its order equals sorting by
+    -score(), and score() is exactly metrics.scoring's decayed(rpc_score(success, latency)) × race factor."""
+    from livechain.metrics.scoring import decayed, rpc_score
+    from livechain.routing.strategies import rpc_score as provider_score
+
+    rng = random.Random(7)
+    for _ in range(200):
+        pool, clock = pool_of(6)
+        factors = {p.id: rng.choice([1.0, rng.uniform(0.5, 1.0)]) for p in pool.providers}
+        lb = Leaderboard(lambda pid, f=factors: f[pid])
+        for p in pool.providers:
+            for _ in range(rng.choice([0, 5, 12, 40])):
+                method = rng.choice(["eth_call", "eth_getLogs"])
+                outcome = rng.choice([Outcome.OK, Outcome.OK, Outcome.TRANSPORT, Outcome.TIMEOUT])
+                p.stats.observe(method, rng.uniform(1.0, 800.0), outcome)
+                clock.advance(rng.uniform(0.0, 20.0))
+        now = clock.monotonic()
+        candidates = list(pool.providers)
+        assert lb._rank(candidates, "eth_call", now) == sorted(candidates, key=lambda p: -lb.score(p, "eth_call"))
+        for p in candidates:
+            entry = p.stats.get("eth_call")
+            if entry is None or entry.samples < 10:
+                entry = p.stats.get("*")
+            if entry is not None and entry.samples >= 10:
+                expected = decayed(rpc_score(entry.success, entry.latency_ms), p.stats.freshness(entry, now))
+                assert provider_score(p, "eth_call", now) == expected
+                assert lb.score(p, "eth_call") == pytest.approx(expected * factors[p.id])

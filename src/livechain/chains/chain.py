@@ -181,6 +181,14 @@ class Chain:
     def _best_head(self, number: int) -> None:
         self.subscriptions.best_head_advanced(number)
 
+    def fold(self) -> None:
+        """Fold the benchmark records of the last moments into the aggregates (the application's timer)."""
+        self.store.fold()
+
+    def expire(self) -> None:
+        """Drop aggregates older than the retention period (the application's timer, once a minute)."""
+        self.store.expire()
+
     def refresh_scores(self) -> None:
         """Recompute race scores → leaderboard factors (timer task, not the request path)."""
         races = self.store.races()

@@ -93,15 +93,13 @@ class Access:
         }
         self._per_ip: RateLimit = config.per_ip
         self._ip_buckets: dict[str, TokenBucket] = {}
+        #: neither keys nor per-address limits: every client is `OPEN`
+        self.open = not self._keys and self._per_ip.rate <= 0
 
     @property
     def required(self) -> bool:
         return bool(self._keys)
 
-    @property
-    def open(self) -> bool:
-        """Neither keys nor per-address limits: every client is `OPEN`."""
-        return not self._keys and self._per_ip.rate <= 0
 
     def admit(self, key: str | None, peer: str, headers: Mapping[str, str]) -> Client:
         """The client of a request or connection; raises Unauthorized for a missing or wrong key."""

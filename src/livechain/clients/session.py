@@ -21,13 +21,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from livechain.chains.chain import Chain
+from livechain.chains.chain import Chain, Subscription
 from livechain.clients.access import Client
 from livechain.clients.exchange import answer_batch, answer_one, refusal
 from livechain.errors import InternalError, InvalidParams, LimitExceeded, LivechainError
 from livechain.jsonrpc.messages import Invalid, Request, error_body, parse_body, result_response
 from livechain.pipeline import Route
-from livechain.subscriptions.manager import Subscription
 
 log = logging.getLogger("livechain.clients")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -52,6 +52,8 @@ RESERVED_HEADERS = frozenset(
 )
 
 Strategy = Literal["leaderboard", "priority", "round_robin", "fastest"]
+#: the strategy names, for config and routes (/rpc/{strategy}/{chain})
+STRATEGY_NAMES: tuple[str, ...] = get_args(Strategy)
 
 
 class FrozenDict(dict):

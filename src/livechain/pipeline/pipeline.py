@@ -19,13 +19,15 @@ MAX_PLANS = 1024
 
 
 class _Plan:
-    """The hooks that apply to one method, in order, each with its stage's position."""
+    """The hooks that apply to one method: `befores` in stage order, each with its stage's position;
+    `afters` in reverse stage order (onion), with their positions in `after_positions`."""
 
-    __slots__ = ("afters", "befores")
+    __slots__ = ("after_positions", "afters", "befores")
 
     def __init__(self, befores: tuple[tuple[int, Before], ...], afters: tuple[tuple[int, After], ...]) -> None:
         self.befores = befores
-        self.afters = afters  # reverse stage order (onion)
+        self.afters = tuple(after for _, after in afters)
+        self.after_positions = tuple(position for position, _ in afters)
 
 
 class Pipeline:
@@ -54,17 +56,16 @@ class Pipeline:
     async def run(self, call: Call) -> Answer:
         plan = self._plans.get(call.request.method) or self._plan(call.request.method)
         try:
-            answer: Answer | None = None
-            answered_at = len(self.stages)
             for position, before in plan.befores:
                 answer = before(call)
-                if answer is not None:
-                    answered_at = position
+                if answer is not None:  # answered here: only the stages before this one see it
+                    for after, at in zip(plan.afters, plan.after_positions, strict=True):
+                        if at < position:
+                            answer = after(call, answer)
                     break
-            if answer is None:
+            else:
                 answer = await self._forward(call)
-            for position, after in plan.afters:
-                if position < answered_at:
+                for after in plan.afters:
                     answer = after(call, answer)
         except LivechainError as exc:
             self._record.failed(call, exc)
@@ -73,5 +74,5 @@ class Pipeline:
             log.exception("unexpected error in the request pipeline", extra={"method": call.request.method})
             self._record.failed(call, None)
             raise InternalError() from None
-        self._record.answered(call, answer)
+        self._record.ok(True)
         return answer

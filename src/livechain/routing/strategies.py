@@ -35,8 +35,6 @@ from livechain.providers.stats import ALL
 MIN_SAMPLES = 10
 ORDER_TTL = 0.05  # seconds a leaderboard ranking is reused
 EXPLORE = 0.05
-#: the strategy names, for routes (/rpc/{strategy}/{chain}) and config
-STRATEGY_NAMES: tuple[str, ...] = ("priority", "round_robin", "fastest", "leaderboard")
 
 
 class Strategy(Protocol):

@@ -61,7 +61,7 @@ class Api:
         store = self.snapshots.store_for(chain.name, region)
         if store is None:
             raise NoRoute(f"no data for region {str(region)[:64]}")
-        live = store is chain.store
+        live = region is None or region == self.snapshots.region
         if rest == ["leaderboard"]:
             return views.leaderboard(
                 chain, store, live=live, event=query.get("event", "newHeads"), method=query.get("method") or None
@@ -90,7 +90,10 @@ class Api:
         chain = self.registry.resolve(chain_name)
         if chain is None:
             return b"null"
-        board = views.leaderboard(chain, chain.store, live=True, event="newHeads", method=None)
+        store = self.snapshots.store_for(chain.name, None)
+        if store is None:
+            return b"null"
+        board = views.leaderboard(chain, store, live=True, event="newHeads", method=None)
         return orjson.dumps(board, option=orjson.OPT_NON_STR_KEYS)
 
 

@@ -376,7 +376,7 @@ class HttpConnection(asyncio.Protocol):
         if request is None:
             transport.write(encode(response))
         else:
-            transport.write(encode(response, keep_alive=request.keep_alive, head_only=request.method == "HEAD"))
+            transport.write(encode(response, request.keep_alive, request.method == "HEAD"))
 
     # ------------------------------------------------------------------ WebSocket hand-off
 

@@ -88,7 +88,7 @@ def error_response(exc: LivechainError, rid: Any = None, *, api: bool = False, *
     return Response(status, body, headers=list(exc.headers), close=not api and status in _CLOSING)
 
 
-def encode(response: Response, *, keep_alive: bool = True, head_only: bool = False) -> bytes:
+def encode(response: Response, keep_alive: bool = True, head_only: bool = False) -> bytes:
     """The bytes of `response` on the wire (HTTP/1.1)."""
     code = response.status
     parts = [_STATUS_LINES.get(code) or f"HTTP/1.1 {code} Status\r\n".encode()]

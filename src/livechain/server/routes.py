@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from livechain.clients.access import Access
+from livechain.clients.access import OPEN, Access
 from livechain.errors import LivechainError, MethodNotAllowed, NoRoute, UnknownChain
 from livechain.server.admin import Admin
 from livechain.server.api import Api
@@ -98,10 +98,14 @@ class Routes:
         if route is None:
             return error_response(UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}"))
         chain, strategy, provider, path_key = route
-        try:
-            client = self.access.admit(path_key or request.headers.get("x-api-key"), request.peer, request.headers)
-        except LivechainError as exc:
-            return error_response(exc)
+        access = self.access
+        if access.open:
+            client = OPEN
+        else:
+            try:
+                client = access.admit(path_key or request.headers.get("x-api-key"), request.peer, request.headers)
+            except LivechainError as exc:
+                return error_response(exc)
         return await self.rpc.handle(chain, request.body, strategy=strategy, provider_id=provider, client=client)
 
     async def _plugins(self, request: Request) -> Response | None:

@@ -47,7 +47,8 @@ from websockets.frames import BINARY, CONT, TEXT, CloseCode
 from websockets.protocol import OPEN, Side
 from websockets.protocol import Protocol as FrameProtocol
 
-from livechain.server.http import Request
+from livechain.errors import BadHttpRequest, LivechainError, UpgradeRequired
+from livechain.server.messages import Request, refuse
 
 log = logging.getLogger("livechain.server.ws")
 # websockets' sans-I/O layer logs "connection closed" at INFO for every server connection; keep its own
@@ -139,37 +140,26 @@ def _tokens(value: str | None) -> list[str]:
     return [token.strip().lower() for token in value.split(",")]
 
 
-def _refuse(transport: asyncio.Transport, status: int, message: str, extra: str = "") -> None:
-    reason = {400: "Bad Request", 426: "Upgrade Required"}.get(status, "Bad Request")
-    body = (message + "\n").encode()
-    transport.write(
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n".encode("latin-1")
-        + body
-    )
-    transport.close()
-
-
-def _handshake_error(request: Request) -> tuple[int, str, str] | None:
+def _handshake_error(request: Request) -> LivechainError | None:
     headers = request.headers
     if request.method != "GET":
-        return 400, "a WebSocket upgrade must be a GET request", ""
+        return BadHttpRequest("a WebSocket upgrade must be a GET request")
     if "websocket" not in _tokens(headers.get("upgrade")):
-        return 400, "missing or invalid Upgrade: websocket header", ""
+        return BadHttpRequest("missing or invalid Upgrade: websocket header")
     if "upgrade" not in _tokens(headers.get("connection")):
-        return 400, "missing or invalid Connection: upgrade header", ""
+        return BadHttpRequest("missing or invalid Connection: upgrade header")
     version = headers.get("sec-websocket-version")
     if version is None or version.strip() != "13":
-        return 426, "unsupported WebSocket version; use 13", "sec-websocket-version: 13\r\n"
+        return UpgradeRequired("unsupported WebSocket version; use 13")
     key = headers.get("sec-websocket-key")
     if key is None:
-        return 400, "missing Sec-WebSocket-Key header", ""
+        return BadHttpRequest("missing Sec-WebSocket-Key header")
     try:
         raw = base64.b64decode(key.strip().encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raw = b""
     if len(raw) != 16:
-        return 400, "invalid Sec-WebSocket-Key header", ""
+        return BadHttpRequest("invalid Sec-WebSocket-Key header")
     return None
 
 
@@ -186,12 +176,11 @@ def accept_upgrade(
     16 base64 bytes): writes the 101 response (no extensions, no subprotocol), switches the transport's
     protocol, calls `session.on_open(conn)`, then feeds `rest` (bytes that arrived after the request) and
     returns the connection. Invalid: writes 400 (or 426 with `Sec-WebSocket-Version: 13` for a wrong
-    version) with a short text body, closes the transport and returns None.
+    version) with a JSON-RPC error body (`messages.refuse`), closes the transport and returns None.
     """
     error = _handshake_error(request)
     if error is not None:
-        status, message, extra = error
-        _refuse(transport, status, message, extra)
+        refuse(transport, error)
         return None
     key = request.headers["sec-websocket-key"].strip().encode("ascii")
     accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
