@@ -39,6 +39,7 @@ SUITE = {
                              ["--minimal", "--json", "request_path_minimal", "--rounds", "3"]),
     "ws_fanout": (["--clients", "1000", "5000", "--rounds", "2", "--seconds", "10"],
                   ["--clients", "1000", "5000", "--rounds", "1", "--seconds", "5"]),
+    "inprocess": (["--json", "inprocess"], ["--json", "inprocess", "--rounds", "3", "--seconds", "2"]),
     "race": ([], ["--rounds", "3"]),
     "selection": ([], ["--rounds", "3"]),
     "memory": ([], []),
@@ -236,6 +237,18 @@ def render() -> str:
             row = wk[key]
             n, c = key.split("/")
             out.append(f"| c={c}, {n} worker(s) | {row['p50_us']:.0f} | {row['p99_us']:.0f} | {row['rps']:.0f} | {row['cpu_us']:.1f} |")
+        out.append("")
+
+    ip = load("inprocess")
+    if ip:
+        inp, http = ip["summary"]["inprocess"], ip["summary"]["http"]
+        out.append(f"### In-process vs an HTTP round trip (`bench/inprocess.py`, {ip['_mtime']}, {ip['rounds']} rounds)\n")
+        out.append(f"| | p50 µs (sequential) | p99 µs | CPU µs/request at {ip['concurrency']} in flight |")
+        out.append("|---|---|---|---|")
+        for label, row in (("in-process (`Livechain.request`)", inp), ("HTTP round trip through Livechain", http)):
+            out.append(f"| {label} | {row['p50_us']:.1f} | {row['p99_us']:.1f} | {row['cpu_us_per_request']:.1f} |")
+        out.append(f"| in-process / HTTP | {inp['p50_us'] / http['p50_us']:.2f}× | {inp['p99_us'] / http['p99_us']:.2f}× | "
+                   f"{inp['cpu_us_per_request'] / http['cpu_us_per_request']:.2f}× |")
         out.append("")
 
     va = load("variants")

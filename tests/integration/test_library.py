@@ -11,7 +11,14 @@ import pytest
 
 from livechain import Livechain
 from livechain.config import ConfigError
-from livechain.errors import InvalidRequest, LimitExceeded, MethodNotFound, RpcError, UnknownChain
+from livechain.errors import (
+    InvalidParams,
+    InvalidRequest,
+    LimitExceeded,
+    MethodNotFound,
+    RpcError,
+    UnknownChain,
+)
 from livechain.faults import Fault
 from livechain.library import SubscriptionOverflow
 from tests.conftest import FAKE_KEY, wait_for
@@ -55,6 +62,8 @@ async def test_errors_raise_with_their_json_rpc_code(proxies):
             await lc.request("nowhere", "eth_chainId")
         with pytest.raises(InvalidRequest):
             await lc.request("dev", "eth_chainId", "not params")
+        with pytest.raises(InvalidParams):  # Python objects JSON cannot carry: the caller's error, no traceback
+            await lc.request("dev", "eth_getBalance", [{1, 2}, "latest"])
 
 
 async def test_a_batch_answers_each_request_in_order_and_fails_over_like_any_request(proxies):

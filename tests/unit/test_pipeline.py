@@ -126,14 +126,17 @@ async def test_a_bug_in_a_stage_leaves_as_internal_error_with_its_traceback_in_t
 # ---------------------------------------------------------------------------------------------- policy
 
 
-def test_policy_refuses_methods_the_chain_does_not_serve_and_says_why():
+async def test_policy_refuses_methods_the_chain_does_not_serve_and_says_why():
+    """The verdict is taken per method when the plan is compiled: the stage applies only to refused methods."""
     stage = Policy("dev", MethodPolicy(allow=["anvil_mine"], deny=["eth_getProof"]))
-    assert stage.before(call("eth_chainId")) is None
-    assert stage.before(call("anvil_mine")) is None
+    assert not stage.applies("eth_chainId") and not stage.applies("anvil_mine")
+    p = pipeline([stage])
+    assert (await p.run(call("anvil_mine"))).reply.result == "0x1"
     for method, why in [("eth_sign", "does not exist"), ("eth_getProof", "does not exist"),
                         ("eth_subscribe", "/ws/rpc/dev"), ("eth_unsubscribe", "/ws/rpc/dev")]:
+        assert stage.applies(method)
         with pytest.raises(MethodNotFound) as caught:
-            stage.before(call(method))
+            await p.run(call(method))
         assert why in caught.value.message, method
 
 

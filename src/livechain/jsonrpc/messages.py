@@ -72,11 +72,14 @@ class Invalid:
 
 def _wire_bytes(msg: dict) -> bytes:
     """`dumps()`, not orjson.dumps: params may hold integers beyond 64 bits or nesting deeper than orjson
-    writes. Params too deep even for the stdlib encoder are the client's error, not an internal one."""
+    writes. Params too deep even for the stdlib encoder, or holding what JSON cannot carry (an in-process
+    caller's Python objects), are the client's error, not an internal one."""
     try:
         return dumps(msg)
     except RecursionError:
         raise InvalidParams("invalid params: nested too deeply to forward") from None
+    except (TypeError, ValueError):
+        raise InvalidParams("invalid params: not JSON (only null, booleans, numbers, strings, arrays, objects)") from None
 
 
 def _loads(body: bytes) -> Any:

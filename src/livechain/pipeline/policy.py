@@ -1,6 +1,10 @@
 """The policy stage: the chain's method policy (`methods.allow` / `methods.deny` over the default read set)
 and the subscription methods, which are not requests (`eth_subscribe` lives on a WebSocket or on
-`Livechain.subscribe()`). A refused method gets -32601 with a message saying why."""
+`Livechain.subscribe()`). A refused method gets -32601 with a message saying why.
+
+The verdict depends on the method alone, so it is taken when the pipeline compiles a method's plan: the
+stage applies only to the methods it refuses, and an allowed method's requests pay nothing for it (the
+pipeline, and with it every plan, is rebuilt when a reload changes the policy)."""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ class Policy(Stage):
         self.chain = chain
         self.policy = policy
 
+    def applies(self, method: str) -> bool:
+        return method in SUBSCRIPTION_METHODS or not self.policy.allows(method)
+
     def before(self, call: Call) -> None:
-        method = call.request.method
-        if method in SUBSCRIPTION_METHODS or not self.policy.allows(method):
-            raise MethodNotFound(denial_message(method, self.chain))
+        """Only ever called for a refused method (see `applies`)."""
+        raise MethodNotFound(denial_message(call.request.method, self.chain))

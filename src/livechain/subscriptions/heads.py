@@ -55,7 +55,8 @@ class HeadTracker:
         self.chain = chain
         self._fetch = fetch
         self._spawn = spawn
-        self._followers: list[HeadListener] = []
+        #: replaced, never mutated: a follower may leave while blocks are being delivered to all of them
+        self._followers: tuple[HeadListener, ...] = ()
         self.history: OrderedDict[int, str] = OrderedDict()  # number → hash of delivered canonical blocks
         self._hashes: set[str] = set()
         self.last_number: int | None = None
@@ -69,11 +70,10 @@ class HeadTracker:
 
     def follow(self, follower: HeadListener) -> None:
         """`follower` gets every on_block / on_reorg from now on (feeds come and go with client subscriptions)."""
-        self._followers.append(follower)
+        self._followers = (*self._followers, follower)
 
     def unfollow(self, follower: HeadListener) -> None:
-        if follower in self._followers:
-            self._followers.remove(follower)
+        self._followers = tuple(f for f in self._followers if f is not follower)
 
     def is_canonical(self, block_hash: str) -> bool:
         """Was this block delivered as part of the canonical chain (within the remembered history)?"""
