@@ -172,10 +172,6 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def error_response(rid: Any, error: dict) -> dict:
-    return {"jsonrpc": "2.0", "id": rid, "error": error}
-
-
 def error_body(err: LivechainError, rid: Any = None) -> bytes:
     return dumps({"jsonrpc": "2.0", "id": rid, "error": err.to_error()})
 
