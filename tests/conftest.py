@@ -121,6 +121,10 @@ def provider_yaml(pid: str, url: str, ws_url: str | None = None, priority: int |
 
 
 def chain_yaml(name: str, chain_id: int, providers: str, **settings: Any) -> str:
+    """A chain's YAML. The response cache and coalescing are off unless a test turns them on
+    (`cache="{enabled: true}"`, `coalesce="true"`): most tests are about which provider answers each request."""
+    settings.setdefault("cache", "{enabled: false}")
+    settings.setdefault("coalesce", "false")
     text = f"  {name}:\n    chain_id: {chain_id}\n"
     for key, value in settings.items():
         text += f"    {key}: {value}\n"
@@ -184,7 +188,7 @@ async def start_livechain() -> AsyncIterator:
 
 def dev_chain(proxies: list[FaultProxy], strategy: str = "priority", **settings: Any) -> str:
     """One chain 'dev' (anvil's 31337) whose providers p0..pN are the fault proxies, p0 first by priority;
-    every provider URL carries the planted fake key."""
+    every provider URL carries the planted fake key. The response cache is off (see `chain_yaml`)."""
     providers = ""
     for i, proxy in enumerate(proxies):
         url = f"{proxy.url}/?apikey={FAKE_KEY}{i}"

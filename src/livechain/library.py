@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from livechain.cache.store import MemoryStore
 from livechain.chains.chain import Chain
 from livechain.chains.chain import Subscription as FeedSubscription
 from livechain.chains.registry import ChainRegistry
@@ -94,7 +95,12 @@ class Livechain:
         self.events = EventBus()
         self.supervisor = Supervisor(self.events)
         register_secrets(store.current)
-        self.registry = ChainRegistry(store.current, events=self.events, supervisor=self.supervisor, clock=clock)
+        cache = store.current.cache
+        #: the response cache of this process, shared by every chain (None: `cache.enabled: false` at start)
+        self.cache = MemoryStore(cache.max_bytes, cache.max_entry_bytes) if cache.enabled else None
+        self.registry = ChainRegistry(
+            store.current, events=self.events, supervisor=self.supervisor, clock=clock, cache_store=self.cache
+        )
         self.snapshots = Snapshots(self.registry, store.current, clock)
         self.tasks = TaskSet("livechain")
         self.edge: WebEdge | None = None
@@ -230,6 +236,8 @@ class Livechain:
 
     def _adopt(self, old: Config, new: Config) -> None:
         register_secrets(new)
+        if self.cache is not None:
+            self.cache.configure(new.cache.max_bytes, new.cache.max_entry_bytes)
         self.registry.apply(new)
         self.snapshots.config = new
         if self.edge is not None:
@@ -239,15 +247,18 @@ class Livechain:
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, chain: str, method: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        """One JSON-RPC request through the chain's pipeline: its result, or raises (module docstring)."""
-        answer = await self.chain(chain).call(request_of(method, [] if params is None else params))
+    async def request(
+        self, chain: str, method: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, fresh: bool = False
+    ) -> Any:
+        """One JSON-RPC request through the chain's pipeline: its result, or raises (module docstring).
+        `fresh`: not from the cache (a provider answers; the cache is refreshed)."""
+        answer = await self.chain(chain).call(request_of(method, [] if params is None else params), fresh=fresh)
         return result_of(answer)
 
-    async def answer(self, chain: str, method: str, params: Any = None, rid: Any = 1) -> Answer:
+    async def answer(self, chain: str, method: str, params: Any = None, rid: Any = 1, *, fresh: bool = False) -> Answer:
         """Like `request`, but the whole answer: the reply with `rid` as its id, who answered, how many
-        attempts. Livechain's own errors still raise."""
-        return await self.chain(chain).call(request_of(method, [] if params is None else params, rid))
+        attempts, what the cache did. Livechain's own errors still raise."""
+        return await self.chain(chain).call(request_of(method, [] if params is None else params, rid), fresh=fresh)
 
     async def request_batch(
         self, chain: str, calls: Iterable[tuple[str, Any]]

@@ -28,13 +28,15 @@ ZERO = "0x" + "00" * 20
 
 
 def config(proxies, **chain: object) -> dict:
-    """The same schema as the YAML file, as a dict; every provider URL carries the planted key."""
+    """The same schema as the YAML file, as a dict; every provider URL carries the planted key. The response
+    cache and coalescing are off unless a test turns them on."""
     providers = [{"id": f"p{i}", "http_url": f"{p.url}/?apikey={FAKE_KEY}{i}", "ws_url": f"{p.ws_url}/"}
                  for i, p in enumerate(proxies)]
     return {
         "persistence": {"sqlite_path": None},
         "chains": {"dev": {"chain_id": 31337, "strategy": "priority", "health_interval": "200ms",
                            "max_block_range": 100, "attempt_timeout": "500ms", "deadline": "4s",
+                           "cache": {"enabled": False}, "coalesce": False,
                            "providers": providers, **chain}},
     }
 

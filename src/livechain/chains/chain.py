@@ -8,8 +8,12 @@
     snapshot(), and the read-only views in `chains.views`
 
 Behind it: the provider pool (breakers, heads, health), the benchmark store, the strategies, the forwarder,
-the request pipeline (`livechain.pipeline`: policy → limits → forward → fixes → record) and the subscription
-manager. Nothing outside `chains/` reaches them; the web edge and the library call these methods.
+the request pipeline (`livechain.pipeline`: policy → limits → fixes → cache → coalesce → forward → record), the
+chain's view of the response cache, its finalized head and the subscription manager. Nothing outside
+`chains/` reaches them; the web edge and the library call these methods.
+
+A chain is also the read-only view its stages read (`cache.chain.ChainState`): the best head, the finalized
+head, the canonical hash at a number (from the head tracker), a provider's head.
 
 Background tasks (one supervised health loop per provider, draining of retired providers, the provider
 WebSockets) live in the chain's own TaskSet, supervised by the application's `Supervisor`: a crash restarts
@@ -21,19 +25,25 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+from livechain.cache.chain import ChainCache
+from livechain.cache.store import CacheBackend
+from livechain.chains.finality import Finality
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import ChainConfig, MetricsConfig
 from livechain.errors import LimitExceeded, MethodNotFound, NoRoute, ProviderError, UnknownChain
 from livechain.events import EventBus
+from livechain.evm.events import hex_number
 from livechain.evm.fixes import Floor
 from livechain.evm.methods import MethodPolicy
 from livechain.failsafe import Supervisor, TaskSet
 from livechain.jsonrpc.messages import Request
-from livechain.jsonrpc.replies import Answer
+from livechain.jsonrpc.replies import Answer, Reply
 from livechain.metrics.scoring import race_factors, race_score
 from livechain.metrics.store import BenchmarkStore
 from livechain.metrics.traffic import Traffic
-from livechain.pipeline import Call, Pipeline, Route
+from livechain.pipeline import Call, Pipeline, Route, Stage
+from livechain.pipeline.cache import Cache, CacheCounts
+from livechain.pipeline.coalesce import Coalesce
 from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
 from livechain.pipeline.limits import LogsRange
 from livechain.pipeline.policy import Policy
@@ -57,7 +67,9 @@ class Chain:
         events: EventBus,
         supervisor: Supervisor,
         clock: Clock = SYSTEM_CLOCK,
+        cache_store: CacheBackend | None = None,
     ) -> None:
+        """`cache_store`: the process's response cache (None: no cache)."""
         self.name = config.name
         self.config = config
         self.events = events
@@ -83,24 +95,33 @@ class Chain:
             self.name, self.pool, self.store, events, self.fetch, self.tasks, supervisor,
             liveness=config.ws_liveness, window=config.race_window,
         )
-        self._floor = Floor()  # eth_blockNumber's floor outlives config reloads
+        self.subscriptions.tracker.follow(self)
+        self.finality = Finality(self.name, config.finality_depth, lambda: self.pool.best_head, self.ask)
+        # what outlives config reloads: eth_blockNumber's floor, the cache's view, requests in flight
+        self._floor = Floor()
+        self.cache_counts = CacheCounts()
+        self.cache = ChainCache(self.name, cache_store, self, clock.monotonic) if cache_store is not None else None
+        self._coalesce = Coalesce(self.cache_counts.count)
         self._record = Record(self.name, self.traffic)
         self._adopt(config)
 
     def _adopt(self, config: ChainConfig) -> None:
         """Build what depends on the config: the method policy, the pipeline, the routes."""
-        self.config = config
         self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
-        self.pipeline = Pipeline(
-            [
-                Policy(self.name, self.policy),
-                LogsRange(config.max_block_range, lambda: self.pool.best_head),
-                BlockNumberFloor(self._floor),
-                AlreadyKnown(),
-            ],
-            self._forward,
-            self._record,
-        )
+        if config.finality_depth != self.config.finality_depth:
+            self.finality.configure(config.finality_depth)
+        stages: list[Stage] = [
+            Policy(self.name, self.policy),
+            LogsRange(config.max_block_range, lambda: self.pool.best_head),
+            BlockNumberFloor(self._floor),  # before the cache: a hit is raised to the floor too
+            AlreadyKnown(),
+        ]
+        if self.cache is not None and config.cache.enabled:
+            stages.append(Cache(self.cache, config.cache.methods, self.cache_counts))
+        if config.coalesce:
+            stages.append(self._coalesce)
+        self.pipeline = Pipeline(stages, self._forward, self._record)
+        self.config = config
         self._routes = {name: Route(strategy) for name, strategy in self.strategies.items()}
         self.default_route = self._routes[config.strategy]
 
@@ -121,10 +142,13 @@ class Chain:
 
     # ------------------------------------------------------------------ requests
 
-    def call(self, request: Request, route: Route | None = None, client: str | None = None) -> Awaitable[Answer]:
+    def call(
+        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False
+    ) -> Awaitable[Answer]:
         """One request through the pipeline. The answer, or a `livechain.errors` error (client errors,
-        routing errors, InternalError for a bug). A provider's own JSON-RPC error is an answer."""
-        return self.pipeline.run(Call(request, route or self.default_route, client))
+        routing errors, InternalError for a bug). A provider's own JSON-RPC error is an answer. `fresh`: the
+        client's `Cache-Control: no-cache` (not answered from the cache; the cache is refreshed)."""
+        return self.pipeline.run(Call(request, route or self.default_route, client, fresh))
 
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
@@ -149,13 +173,17 @@ class Chain:
         if size > limit:
             raise LimitExceeded(f"batch of {size} requests exceeds this chain's limit of {limit}")
 
-    async def fetch(self, method: str, params: list) -> object:
-        """One request of Livechain's own (backfills), straight to the forwarder: not client traffic. Raises
-        when no provider gives a result."""
+    async def ask(self, method: str, params: list) -> Reply:
+        """One request of Livechain's own (backfills, the finalized head), straight to the forwarder: not client
+        traffic, not cached. A provider's reply (result or its own error); raises when none answered."""
         done = await self.forwarder.forward(Request(method, params, 1), self.strategy)
-        reply = done.reply
-        if reply is None or reply.error is not None:
-            raise ProviderError(f"{method} gave no result", provider=done.provider)
+        return done.value()
+
+    async def fetch(self, method: str, params: list) -> object:
+        """`ask`, for a result: raises when no provider gives one."""
+        reply = await self.ask(method, params)
+        if reply.error is not None:
+            raise ProviderError(f"{method} gave no result", provider="")
         return reply.result
 
     # ------------------------------------------------------------------ subscriptions
@@ -177,9 +205,49 @@ class Chain:
         for provider in self.pool.providers:
             self._watch(provider)
         self.subscriptions.start()
+        name = f"{self.name}/finality"
+        self.tasks.spawn(name, self._supervisor.supervise(
+            name,
+            lambda: self.finality.run(
+                lambda: self.config.health_interval, lambda: self.cache is not None and self.config.cache.enabled
+            ),
+            chain=self.name,
+        ))
 
     def _best_head(self, number: int) -> None:
+        if self.cache is not None:
+            self.cache.new_head(number)
         self.subscriptions.best_head_advanced(number)
+
+    # ------------------------------------------------------------------ the head tracker's follower
+
+    def on_block(self, header: dict, backfilled: bool) -> None:
+        if self.cache is not None:
+            number = hex_number(header.get("number"))
+            if number is not None:
+                self.cache.new_head(number)
+
+    def on_reorg(self, fork_number: int, orphaned: list[tuple[int, str]]) -> None:
+        if self.cache is not None:
+            self.cache.reorg(fork_number)
+
+    # ------------------------------------------------------------------ what stages read (cache.chain.ChainState)
+
+    def best_head(self) -> int | None:
+        return self.pool.best_head
+
+    def finalized(self) -> int | None:
+        return self.finality.current()
+
+    def canonical_hash(self, number: int) -> str | None:
+        return self.subscriptions.tracker.hash_at(number)
+
+    def canonical_number(self, block_hash: str) -> int | None:
+        return self.subscriptions.tracker.number_of(block_hash)
+
+    def provider_head(self, provider: str) -> int | None:
+        found = self.pool.by_id.get(provider)
+        return found.head if found is not None else None
 
     def fold(self) -> None:
         """Fold the benchmark records of the last moments into the aggregates (the application's timer)."""

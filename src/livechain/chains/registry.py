@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from livechain.cache.store import CacheBackend
 from livechain.chains.chain import Chain
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import Config
@@ -18,10 +19,12 @@ from livechain.failsafe import Supervisor, TaskSet
 
 class ChainRegistry:
     def __init__(
-        self, config: Config, *, events: EventBus, supervisor: Supervisor, clock: Clock = SYSTEM_CLOCK
+        self, config: Config, *, events: EventBus, supervisor: Supervisor, clock: Clock = SYSTEM_CLOCK,
+        cache_store: CacheBackend | None = None,
     ) -> None:
         self.events = events
         self._supervisor = supervisor
+        self._cache_store = cache_store
         self._clock = clock
         self.config = config
         self.by_name: dict[str, Chain] = {}
@@ -35,7 +38,7 @@ class ChainRegistry:
     def _new(self, cfg, config: Config) -> Chain:
         return Chain(
             cfg, region=config.region, metrics=config.metrics, events=self.events, supervisor=self._supervisor,
-            clock=self._clock,
+            clock=self._clock, cache_store=self._cache_store,
         )
 
     def _index(self) -> None:

@@ -43,39 +43,45 @@ def read(body: bytes, client: Client) -> Parsed:
     return parsed
 
 
-async def answer_one(chain: Chain, request: Request, route: Route, who: str | None) -> tuple[bytes, str, int]:
-    """(reply bytes, provider id or "", attempts). Never raises a Livechain error: it is the reply."""
+async def answer_one(
+    chain: Chain, request: Request, route: Route, who: str | None, fresh: bool = False
+) -> tuple[bytes, str, int, str]:
+    """(reply bytes, provider id or "", attempts, what the cache did). Never raises a Livechain error: it is
+    the reply."""
     try:
-        answer = await chain.call(request, route, who)
+        answer = await chain.call(request, route, who, fresh)
     except LivechainError as exc:
-        return error_body(exc, request.reply_id), "", getattr(exc, "attempts", 0)
-    return answer.body, answer.provider, answer.attempts
+        return error_body(exc, request.reply_id), "", getattr(exc, "attempts", 0), "bypass"
+    return answer.body, answer.provider, answer.attempts, answer.cache
 
 
 async def answer_batch(
-    chain: Chain, items: list[Request | Invalid], route: Route, who: str | None, local: Local | None = None
-) -> tuple[bytes | None, str, int]:
+    chain: Chain, items: list[Request | Invalid], route: Route, who: str | None, local: Local | None = None,
+    fresh: bool = False,
+) -> tuple[bytes | None, str, int, str]:
     """(reply bytes or None when only notifications were sent, the providers that answered joined by ",",
-    attempts in all). Over the batch limit: one -32005 error for the whole batch."""
+    attempts in all, what the cache did for the items joined by ","). Over the batch limit: one -32005
+    error for the whole batch."""
     try:
         chain.check_batch(len(items))
     except LivechainError as exc:
-        return error_body(exc), "", 0
+        return error_body(exc), "", 0, "bypass"
 
-    async def one(item: Request | Invalid) -> tuple[bytes | None, str, int]:
+    async def one(item: Request | Invalid) -> tuple[bytes | None, str, int, str]:
         if type(item) is Invalid:
-            return error_body(item.error, item.id), "", 0
+            return error_body(item.error, item.id), "", 0, "bypass"
         request: Request = item  # type: ignore[assignment]
         if local is not None and request.method in local.methods:
-            return local.answer_local(request), "", 0
-        body, provider, attempts = await answer_one(chain, request, route, who)
-        return (None if request.notification else body), provider, attempts
+            return local.answer_local(request), "", 0, "bypass"
+        body, provider, attempts, cache = await answer_one(chain, request, route, who, fresh)
+        return (None if request.notification else body), provider, attempts, cache
 
     results = await asyncio.gather(*(one(item) for item in items))
-    parts = [body for body, _, _ in results if body is not None]
-    providers = ",".join(sorted({provider for _, provider, _ in results if provider}))
-    attempts = sum(n for _, _, n in results)
-    return (b"[" + b",".join(parts) + b"]" if parts else None), providers, attempts
+    parts = [body for body, _, _, _ in results if body is not None]
+    providers = ",".join(sorted({provider for _, provider, _, _ in results if provider}))
+    caches = ",".join(sorted({cache for _, _, _, cache in results}))
+    attempts = sum(n for _, _, n, _ in results)
+    return (b"[" + b",".join(parts) + b"]" if parts else None), providers, attempts, caches
 
 
 def refusal(parsed: Parsed, exc: LivechainError) -> bytes:

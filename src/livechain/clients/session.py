@@ -49,8 +49,11 @@ class RpcSession:
         *,
         max_subscriptions: int,
         name: str,
+        fresh: bool = False,
     ) -> None:
+        """`fresh`: the connection asked `Cache-Control: no-cache` (every request answered by a provider)."""
         self.chain = chain
+        self.fresh = fresh
         self.route = route
         self.client = client
         self._who = client.identity
@@ -92,12 +95,12 @@ class RpcSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _single(self, request: Request) -> None:
-        body, _, _ = await answer_one(self.chain, request, self.route, self._who)
+        body, _, _, _ = await answer_one(self.chain, request, self.route, self._who, self.fresh)
         if not request.notification:
             self._send(body)
 
     async def _batch(self, items: list[Request | Invalid]) -> None:
-        body, _, _ = await answer_batch(self.chain, items, self.route, self._who, self)
+        body, _, _, _ = await answer_batch(self.chain, items, self.route, self._who, self, self.fresh)
         self._send_opt(body)
 
     # ------------------------------------------------------------------ the session's own methods

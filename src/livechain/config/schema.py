@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from .durations import parse_duration
 from .expand import format_path
+from .sizes import parse_size
 
 PROBLEMS_ERROR = "livechain_problems"
 
@@ -112,7 +113,15 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _size(value: object) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise _fail("size", str(exc)) from None
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+Size = Annotated[int, BeforeValidator(_size)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
 PositiveInt = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
 NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
@@ -265,6 +274,12 @@ class ProviderConfig(_Model):
         default_factory=FrozenDict, repr=False
     )
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
+    #: the eth_getLogs block range this provider accepts (None: unknown until a refusal says)
+    max_logs_range: Annotated[int | None, BeforeValidator(_not_bool), Field(gt=0)] = None
+    #: may a larger eth_getLogs range be split into several requests to it (false: pay-per-request plans)
+    split_logs: bool = True
+    #: can it answer state queries about old blocks ("auto": probed at start, learned from pruned-state errors)
+    archive: bool | Literal["auto"] = "auto"
 
     _position: int = PrivateAttr(default=0)
 
@@ -291,6 +306,28 @@ def _check_providers(value: tuple[ProviderConfig, ...]) -> tuple[ProviderConfig,
     return value
 
 
+class CachedMethod(_Model):
+    """How long a method's head-dependent answers live: at most until the next head, and `ttl` when shorter."""
+
+    ttl: Annotated[Duration | None, BeforeValidator(_empty_to_none)] = None
+
+
+class ChainCacheConfig(_Model):
+    enabled: bool = True
+    #: add, remove or re-time methods: method → {ttl: 2s} (added or re-timed) | false (never cached)
+    methods: Annotated[dict[Text, CachedMethod | Literal[False]], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict
+    )
+
+
+class CacheConfig(_Model):
+    """The response cache of this process (every chain shares its bytes)."""
+
+    enabled: bool = True
+    max_bytes: Size = 64 * 1024 * 1024
+    max_entry_bytes: Size = 1024 * 1024
+
+
 class ChainConfig(_Model):
     chain_id: PositiveInt
     strategy: Strategy = "leaderboard"
@@ -306,6 +343,11 @@ class ChainConfig(_Model):
     hedge_after: Annotated[Duration | None, BeforeValidator(_empty_to_none)] = None  # None/"" = no hedging
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
+    #: None: the providers' `finalized` block tag; N: N blocks behind the best head (chains without the tag)
+    finality_depth: Annotated[int | None, BeforeValidator(_not_bool), Field(ge=0)] = None
+    cache: ChainCacheConfig = Field(default_factory=ChainCacheConfig)
+    #: identical requests in flight at the same time share one upstream attempt
+    coalesce: bool = True
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]
 
     _name: str = PrivateAttr(default="")
@@ -443,6 +485,7 @@ class Config(_Model):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     chains: Annotated[dict[ChainName, ChainConfig], AfterValidator(FrozenDict)]
 
     _by_id: dict[int, ChainConfig] = PrivateAttr(default_factory=dict)

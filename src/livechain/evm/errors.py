@@ -75,3 +75,18 @@ def provider_error(error: dict, provider: str, *, reply: object = None, what: st
         return None
     cls, label = found
     return cls(f"{provider}: {what}{label}", provider=provider, reply=reply)
+
+
+_REVERT = re.compile(r"execution reverted|\brevert(ed)?\b|invalid opcode|out of gas", re.IGNORECASE)
+#: methods whose answer is a pure function of the block's state: an error about a final block is an answer
+_DETERMINISTIC_METHODS = frozenset({"eth_call", "eth_estimateGas", "eth_createAccessList"})
+
+
+def deterministic_error(method: str, error: dict) -> bool:
+    """Is this error the same answer every time it is asked (an eth_call revert), as opposed to a condition of
+    the moment (a timeout, a rate limit, a lagging node)? Only such errors, about a final block, are cached."""
+    if method not in _DETERMINISTIC_METHODS:
+        return False
+    if error.get("code") == 3:  # EIP-1474 / geth: execution reverted, with the revert data
+        return True
+    return classify(error) is ErrorMeaning.VERBATIM and bool(_REVERT.search(str(error.get("message") or "")))

@@ -42,13 +42,16 @@ class Reply:
 class Answer:
     """What one client request got: the reply for the client (bytes with the client's own id, and decoded),
     who answered and after how many attempts. Built by the forwarder; reply fixes replace it with a new one.
-    `reply` is None only for an answer built without a provider's reply (none so far: kept for stages that
-    answer from elsewhere, e.g. a cache, which then set `provider` to "")."""
+    `reply` is None for an answer built without a provider's reply (a cache hit: `value()` decodes `body`
+    when someone needs the value); `provider` is "" and `attempts` 0 then."""
 
     body: bytes
     provider: str
     attempts: int
     reply: Reply | None = None
+    #: what the cache did: "hit" (answered from it), "miss" (asked upstream, kept if it may be),
+    #: "coalesced" (shared an identical request's upstream attempt), "bypass" (not consulted)
+    cache: str = "bypass"
 
     def value(self) -> Reply:
         """The decoded reply (decoded from `body` when a stage gave none)."""

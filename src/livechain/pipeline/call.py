@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from livechain.jsonrpc.messages import Request
 from livechain.providers.provider import Provider
@@ -19,15 +20,24 @@ class Route:
 
 
 class Call:
-    """One client request on its way through a chain's pipeline. `client` names who sent it (an API key's
-    name, else the client's address; None in-process) for stages that keep per-client state."""
+    """One client request on its way through a chain's pipeline.
 
-    __slots__ = ("client", "request", "route")
+    `client` names who sent it (an API key's name, else the client's address; None in-process) for stages
+    that keep per-client state; `fresh` is the client's `Cache-Control: no-cache` (answer from a provider, and
+    refresh the cache with it). The cache stage notes what it learned for the stages after it: `key` (the
+    normalized request, also what coalescing shares by), `ref` (the block the request is about) and `epoch`
+    (the chain's head and reorg counters when the call started)."""
 
-    def __init__(self, request: Request, route: Route, client: str | None = None) -> None:
+    __slots__ = ("client", "epoch", "fresh", "key", "ref", "request", "route")
+
+    def __init__(self, request: Request, route: Route, client: str | None = None, fresh: bool = False) -> None:
         self.request = request
         self.route = route
         self.client = client
+        self.fresh = fresh
+        self.key: bytes | None = None
+        self.ref: Any = None
+        self.epoch: Any = None
 
     @property
     def method(self) -> str:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def _with_result(call: Call, answer: Answer, result: str) -> Answer:
     rid = call.request.reply_id
     body = result_response(rid, result)
-    return Answer(body, answer.provider, answer.attempts, Reply(body, rid, result, None))
+    return Answer(body, answer.provider, answer.attempts, Reply(body, rid, result, None), answer.cache)
 
 
 class BlockNumberFloor(Stage):
@@ -35,8 +35,8 @@ class BlockNumberFloor(Stage):
         self.floor = floor or Floor()  # kept across config reloads by the chain
 
     def after(self, call: Call, answer: Answer) -> Answer:
-        reply = answer.reply
-        if reply is None or reply.error is not None:
+        reply = answer.value()  # a cache hit carries no decoded reply
+        if reply.error is not None:
             return answer
         raised = self.floor.raise_to_floor(reply.result)
         return answer if raised is None else _with_result(call, answer, raised)

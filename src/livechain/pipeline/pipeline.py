@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from livechain.errors import InternalError, LivechainError
 from livechain.jsonrpc.replies import Answer
@@ -20,14 +21,18 @@ MAX_PLANS = 1024
 
 class _Plan:
     """The hooks that apply to one method: `befores` in stage order, each with its stage's position;
-    `afters` in reverse stage order (onion), with their positions in `after_positions`."""
+    `afters` in reverse stage order (onion), with their positions in `after_positions`; `forward`, the
+    forwarder wrapped in the `around` hooks (the first stage's outermost)."""
 
-    __slots__ = ("after_positions", "afters", "befores")
+    __slots__ = ("after_positions", "afters", "befores", "forward")
 
-    def __init__(self, befores: tuple[tuple[int, Before], ...], afters: tuple[tuple[int, After], ...]) -> None:
+    def __init__(
+        self, befores: tuple[tuple[int, Before], ...], afters: tuple[tuple[int, After], ...], forward: Forward
+    ) -> None:
         self.befores = befores
         self.afters = tuple(after for _, after in afters)
         self.after_positions = tuple(position for position, _ in afters)
+        self.forward = forward
 
 
 class Pipeline:
@@ -45,9 +50,14 @@ class Pipeline:
         plan = self._plans.get(method)
         if plan is None:
             applying = [(i, s) for i, s in enumerate(self.stages) if s.applies(method)]
+            forward = self._forward
+            for _, stage in reversed(applying):
+                if stage.around is not None:
+                    forward = partial(stage.around, proceed=forward)
             plan = _Plan(
                 tuple((i, s.before) for i, s in applying if s.before is not None),
                 tuple((i, s.after) for i, s in reversed(applying) if s.after is not None),
+                forward,
             )
             if len(self._plans) < MAX_PLANS:
                 self._plans[method] = plan
@@ -64,7 +74,7 @@ class Pipeline:
                             answer = after(call, answer)
                     break
             else:
-                answer = await self._forward(call)
+                answer = await plan.forward(call)
                 for after in plan.afters:
                     answer = after(call, answer)
         except LivechainError as exc:

@@ -27,7 +27,7 @@ from livechain.server.rpc import RpcEndpoint, rpc_route
 from livechain.server.static import StaticFiles
 from livechain.server.ws import WsEndpoint
 
-CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key"
+CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key, cache-control"
 _INDEX = {"name": "livechain", "rpc": "/rpc/{chain}", "ws": "/ws/rpc/{chain}", "api": "/api/chains",
           "health": "/api/health", "metrics": "/metrics", "dashboard": "/dashboard"}
 
@@ -106,7 +106,9 @@ class Routes:
                 client = access.admit(path_key or request.headers.get("x-api-key"), request.peer, request.headers)
             except LivechainError as exc:
                 return error_response(exc)
-        return await self.rpc.handle(chain, request.body, strategy=strategy, provider_id=provider, client=client)
+        fresh = "no-cache" in request.headers.get("cache-control", "")
+        return await self.rpc.handle(chain, request.body, strategy=strategy, provider_id=provider, client=client,
+                                     fresh=fresh)
 
     async def _plugins(self, request: Request) -> Response | None:
         for plugin in self.plugins:
@@ -136,4 +138,6 @@ class Routes:
             response.headers.append(("access-control-allow-headers", CORS_ALLOW_HEADERS))
             response.headers.append(("access-control-max-age", "600"))
         else:
-            response.headers.append(("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts"))
+            response.headers.append(
+                ("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts, x-livechain-cache")
+            )

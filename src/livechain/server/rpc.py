@@ -5,8 +5,9 @@ Framing only: the path names the chain and the route, `clients.exchange` reads t
 client) and answers it through `Chain.call` — single requests with the client's own bytes forwarded, batch
 items concurrently and in order. JSON-RPC errors travel with HTTP 200; what the edge refuses as a whole (an
 unknown chain, a rate limit, a body that is not JSON-RPC) goes through `messages.error_response`.
-Responses carry `X-Livechain-Provider` (who answered; for a batch, every provider that did) and
-`X-Livechain-Attempts`.
+Responses carry `X-Livechain-Provider` (who answered; for a batch, every provider that did),
+`X-Livechain-Attempts` and `X-Livechain-Cache` (hit | miss | coalesced | bypass; for a batch, each that
+occurred). `Cache-Control: no-cache` on the request: answered by a provider, and the cache refreshed.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from livechain.server.messages import Response, error_response
 _ATTEMPTS = tuple(str(n) for n in range(16))
 
 
-def rpc_headers(provider: str, attempts: int) -> list[tuple[str, str]]:
+def rpc_headers(provider: str, attempts: int, cache: str) -> list[tuple[str, str]]:
     count = _ATTEMPTS[attempts] if 0 <= attempts < 16 else str(attempts)
     if provider:
-        return [("x-livechain-attempts", count), ("x-livechain-provider", provider)]
-    return [("x-livechain-attempts", count)]
+        return [("x-livechain-attempts", count), ("x-livechain-provider", provider), ("x-livechain-cache", cache)]
+    return [("x-livechain-attempts", count), ("x-livechain-cache", cache)]
 
 
 def rpc_route(parts: list[str]) -> tuple[str, str | None, str | None, str | None] | None:
@@ -62,6 +63,7 @@ class RpcEndpoint:
         strategy: str | None = None,
         provider_id: str | None = None,
         client: Client = OPEN,
+        fresh: bool = False,
     ) -> Response:
         try:
             chain = self.resolve(chain_key)
@@ -75,17 +77,17 @@ class RpcEndpoint:
             return error_response(exc)
         if type(parsed) is Request:  # the common case: clients.exchange.answer_one, inlined (one coroutine less)
             try:
-                answer = await chain.call(parsed, route, who)
+                answer = await chain.call(parsed, route, who, fresh)
             except LivechainError as exc:
-                reply, provider, attempts = error_body(exc, parsed.reply_id), "", getattr(exc, "attempts", 0)
+                reply, provider, attempts, cache = error_body(exc, parsed.reply_id), "", getattr(exc, "attempts", 0), "bypass"
             else:
-                reply, provider, attempts = answer.body, answer.provider, answer.attempts
-            headers = rpc_headers(provider, attempts)
+                reply, provider, attempts, cache = answer.body, answer.provider, answer.attempts, answer.cache
+            headers = rpc_headers(provider, attempts, cache)
             if parsed.id is NO_ID:  # a notification
                 return Response(204, headers=headers)
             return Response(200, reply, headers=headers)
         if type(parsed) is Invalid:
             return Response(200, error_body(parsed.error, parsed.id))
-        batch, providers, attempts = await answer_batch(chain, parsed, route, who)  # type: ignore[arg-type]
-        headers = rpc_headers(providers, attempts)
+        batch, providers, attempts, cache = await answer_batch(chain, parsed, route, who, fresh=fresh)  # type: ignore[arg-type]
+        headers = rpc_headers(providers, attempts, cache)
         return Response(204, headers=headers) if batch is None else Response(200, batch, headers=headers)

@@ -112,7 +112,7 @@ class WsEndpoint:
         ws = WsRpc(self, request.peer)
         ws.session = RpcSession(
             chain, route, client, ws.send, max_subscriptions=self.max_subscriptions,
-            name=f"ws/{chain.name}/{request.peer}",
+            name=f"ws/{chain.name}/{request.peer}", fresh="no-cache" in request.headers.get("cache-control", ""),
         )
         return ws
 

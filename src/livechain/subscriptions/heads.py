@@ -58,7 +58,7 @@ class HeadTracker:
         #: replaced, never mutated: a follower may leave while blocks are being delivered to all of them
         self._followers: tuple[HeadListener, ...] = ()
         self.history: OrderedDict[int, str] = OrderedDict()  # number → hash of delivered canonical blocks
-        self._hashes: set[str] = set()
+        self._numbers: dict[str, int] = {}  # the same, by hash
         self.last_number: int | None = None
         self.last_hash: str | None = None
         self._queue: deque[dict] = deque()
@@ -77,7 +77,15 @@ class HeadTracker:
 
     def is_canonical(self, block_hash: str) -> bool:
         """Was this block delivered as part of the canonical chain (within the remembered history)?"""
-        return block_hash in self._hashes
+        return block_hash in self._numbers
+
+    def hash_at(self, number: int) -> str | None:
+        """The canonical block's hash at `number`, within the remembered history."""
+        return self.history.get(number)
+
+    def number_of(self, block_hash: str) -> int | None:
+        """The number of a canonical block, within the remembered history."""
+        return self._numbers.get(block_hash)
 
     # ------------------------------------------------------------------ input
 
@@ -85,7 +93,7 @@ class HeadTracker:
         """A winning newHeads notification (or a head fetched over HTTP when no provider WebSocket delivers)."""
         number = hex_number(header.get("number"))
         block_hash = header.get("hash")
-        if number is None or not isinstance(block_hash, str) or block_hash in self._hashes:
+        if number is None or not isinstance(block_hash, str) or block_hash in self._numbers:
             return
         if not self._queue and (self._worker is None or self._worker.done()):
             if self.last_number is None or (
@@ -133,7 +141,7 @@ class HeadTracker:
     async def _place(self, header: dict) -> None:
         number = hex_number(header.get("number"))
         block_hash = header["hash"]
-        if number is None or block_hash in self._hashes:
+        if number is None or block_hash in self._numbers:
             return
         last = self.last_number
         if last is None or (number == last + 1 and header.get("parentHash") == self.last_hash):
@@ -185,7 +193,7 @@ class HeadTracker:
         orphaned = [(n, h) for n, h in reversed(self.history.items()) if n > fork]
         for n, h in orphaned:
             del self.history[n]
-            self._hashes.discard(h)
+            self._numbers.pop(h, None)
         self.last_number, self.last_hash = fork, self.history.get(fork)
         if orphaned:
             self.reorgs += 1
@@ -203,10 +211,10 @@ class HeadTracker:
         block_hash = header["hash"]
         self.last_number, self.last_hash = number, block_hash
         self.history[number] = block_hash
-        self._hashes.add(block_hash)
+        self._numbers[block_hash] = number
         while len(self.history) > HISTORY:
             _, old = self.history.popitem(last=False)
-            self._hashes.discard(old)
+            self._numbers.pop(old, None)
         self.delivered += 1
         for listener in self._followers:
             listener.on_block(header, backfilled)
