@@ -20,6 +20,7 @@ from livechain.config import ConfigStore, parse_config
 from livechain.demo.controls import Controls
 from livechain.devnet import Anvil
 from livechain.faults import FaultProxy
+from tests.rpc_proxy import RpcProxy
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
@@ -156,6 +157,23 @@ async def proxies(anvil: Anvil) -> AsyncIterator[list[FaultProxy]]:
     finally:
         for proxy in made:
             await proxy.stop()
+
+
+@pytest.fixture
+async def rpc_proxy(anvil: Anvil) -> AsyncIterator[RpcProxy]:
+    """A counting `RpcProxy` (tests/rpc_proxy.py, no range limit) in front of the one anvil."""
+    async with RpcProxy(anvil) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def twins() -> AsyncIterator[Any]:
+    """A started `Twins` (tests/twins.py): two anvil nodes serving one chain, mining on demand; both
+    stopped at teardown."""
+    from tests.twins import Twins  # eth_account takes half a second to import: only where it is used
+
+    async with Twins(2) as started:
+        yield started
 
 
 @pytest.fixture
