@@ -173,7 +173,7 @@ class Livechain:
         cfg = self.config.server
         self.edge = WebEdge(
             self.registry, lambda: self.config, self.events, self.snapshots, self.supervisor.restarts,
-            admin_token=admin_token, reload=self.reload, plugins=plugins,
+            admin_token=admin_token, reload=self.reload, plugins=plugins, cache=self.cache,
         )
         port = await self.edge.start(host if host is not None else cfg.host, port if port is not None else cfg.port)
         log.info("listening", extra={"host": self.edge.host, "port": port, "chains": [c.name for c in self.registry],

@@ -190,6 +190,25 @@ async def test_reorg_reports_orphans_newest_first_then_the_new_branch():
     assert tracker.last_number == 6 and tracker.reorgs == 1
 
 
+async def test_a_reorg_just_after_start_orphans_what_is_remembered_instead_of_walking_back_forever():
+    """The head stream knew one block (the head when Livechain started) when that block was replaced: the new
+    branch's walk back reaches below everything remembered, so the remembered block is the orphan and the
+    new branch is delivered — no retry loop fetching ever older parents."""
+    chain = Chain()
+    for n in range(1, 6):
+        chain.add(block(n))
+    tracker, rec, tasks = tracker_for(chain)
+    tracker.offer(chain.by_number[5])  # the first head seen
+    b5 = chain.add(block(5, fork="cc", parent_fork=""))
+    b5["parentHash"] = chain.by_number[4]["hash"]
+    b6 = chain.add(block(6, fork="cc"))
+    tracker.offer(b6)
+    await settle(tasks)
+    assert rec.reorgs == [(4, [(5, block(5)["hash"])])]
+    assert [b[1] for b in rec.blocks] == [block(5)["hash"], b5["hash"], b6["hash"]]
+    assert len(chain.fetches) == 1  # the new block 5, and nothing older
+
+
 async def test_logs_feed_removes_orphaned_logs_then_backfills_the_new_branch():
     """After a reorg: the delivered logs of orphaned blocks come back with removed: true (newest first),
     then the new branch's logs, fetched with eth_getLogs over the subscription's own filter."""

@@ -80,8 +80,25 @@ def overview(registry: ChainRegistry, snapshots: Snapshots) -> dict:
             "breakers": {p.id: p.breaker.state.value for p in providers},
             "rps": rps,
             "error_rate": error_rate,
+            "cache": cache_summary(c),
         })
     return {"region": snapshots.region, "regions": snapshots.region_names(), "chains": out}
+
+
+def cache_summary(chain: Chain) -> dict:
+    """What the cache and coalescing did for a chain since start: requests answered from the cache (hits),
+    sent upstream (misses), sharing another's attempt (coalesced), not consulted (bypass); entries kept; the
+    upstream requests saved (hits + coalesced) and the hit ratio among the requests the cache could answer."""
+    totals = chain.cache_counts.totals()
+    hits, misses, coalesced = totals.get("hit", 0), totals.get("miss", 0), totals.get("coalesced", 0)
+    asked = hits + misses + coalesced
+    return {
+        "enabled": chain.cache is not None and chain.config.cache.enabled,
+        "hits": hits, "misses": misses, "coalesced": coalesced, "bypass": totals.get("bypass", 0),
+        "kept": totals.get("kept", 0), "saved": hits + coalesced,
+        "hit_ratio": round((hits + coalesced) / asked, 4) if asked else None,
+        "finalized": chain.finalized(),
+    }
 
 
 def leaderboard(chain: Chain, store: BenchmarkStore, *, live: bool, event: str, method: str | None) -> dict:
@@ -186,6 +203,7 @@ class Samples:
     missed: list[tuple[str, str, int]]  # provider, event, count
     providers: list[ProviderSample]
     clients: dict[str, int]  # subscription kind → client subscriptions
+    cache: dict[str, dict[str, int]]  # method → {hit, miss, coalesced, bypass, kept: count}
 
 
 def samples(chain: Chain) -> Samples:
@@ -218,4 +236,5 @@ def samples(chain: Chain) -> Samples:
             for p in chain.pool.providers
         ],
         clients=chain.subscriptions.clients_by_kind(),
+        cache={method: dict(counts) for method, counts in chain.cache_counts.by_method.items()},
     )

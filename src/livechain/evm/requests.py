@@ -5,7 +5,9 @@
     plain_key(method, params) → a key for any request (coalescing), None when the params are not plain JSON
 
 The key is the method and its canonical params: hex quantities canonical ("0x01" → "0x1"), every other hex
-string (addresses, hashes, data) lower-case, an omitted block parameter = "latest", JSON object key order
+string (addresses, hashes, data) lower-case, an omitted block parameter = "latest" where nodes default it so
+(eth_call, eth_getLogs' fromBlock/toBlock — a node refuses eth_getBalance without one, and so must the cache:
+such a request is not described, it goes upstream and gets the node's error), JSON object key order
 irrelevant, set-like lists (eth_getLogs addresses, a topic position's alternatives) sorted. Two requests
 with the same key ask the same question. The key only decides sharing: what goes upstream is always the
 client's own request.
@@ -64,11 +66,11 @@ SHAPES: dict[str, Any] = {
     "eth_getTransactionReceipt": ANSWER,
     "eth_getLogs": LOGS,
     "eth_call": _block_at(1),
-    "eth_getBalance": _block_at(1),
-    "eth_getCode": _block_at(1),
-    "eth_getTransactionCount": _block_at(1),
-    "eth_getStorageAt": _block_at(2),
-    "eth_getProof": _block_at(2),
+    "eth_getBalance": _block_at(1, optional=False),
+    "eth_getCode": _block_at(1, optional=False),
+    "eth_getTransactionCount": _block_at(1, optional=False),
+    "eth_getStorageAt": _block_at(2, optional=False),
+    "eth_getProof": _block_at(2, optional=False),
     "eth_feeHistory": _block_at(1, optional=False),
 }
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+from livechain.cache.store import MemoryStore
 from livechain.chains.registry import ChainRegistry
 from livechain.chains.snapshots import Snapshots
 from livechain.clients.access import Access, AddressCounts
@@ -62,7 +63,9 @@ class WebEdge:
         admin_token: str | None = None,
         reload: Callable[[], dict] | None = None,
         plugins: Sequence[PluginFactory] = (),
+        cache: MemoryStore | None = None,
     ) -> None:
+        """`cache`: the process's response cache, for /metrics."""
         current = config()
         self._config = config
         self.access = Access(current.auth)
@@ -79,7 +82,7 @@ class WebEdge:
         )
         self.routes = Routes(
             rpc=RpcEndpoint(registry), access=self.access, api=self.api,
-            metrics=MetricsEndpoint(registry, events, current.region, restarts), admin=self.admin,
+            metrics=MetricsEndpoint(registry, events, current.region, restarts, cache), admin=self.admin,
             static=StaticFiles(), live=self.live, ws=self.ws, plugins=self.plugins,
             cors_origins=lambda: self._config().server.cors_origins,
         )

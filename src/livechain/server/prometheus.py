@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from livechain.cache.store import MemoryStore
 from livechain.chains import views
 from livechain.chains.registry import ChainRegistry
 from livechain.events import EventBus
@@ -21,12 +22,14 @@ _BREAKER = {"closed": 0, "half_open": 1, "open": 2}
 
 class LivechainCollector:
     def __init__(
-        self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int]
+        self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int],
+        cache: MemoryStore | None = None,
     ) -> None:
         self.registry = registry
         self.events = events
         self.region = region
         self.restarts = restarts
+        self.cache = cache
 
     def collect(self):
         region = self.region
@@ -58,6 +61,10 @@ class LivechainCollector:
             "livechain_race_missed", "Events the provider never delivered while others did",
             labels=["region", "chain", "provider", "event"],
         )
+        cache = CounterMetricFamily(
+            "livechain_cache_requests", "Requests by what the cache did (hit, miss, coalesced, bypass) and answers kept",
+            labels=["region", "chain", "method", "result"],
+        )
         for chain in self.registry:
             s = views.samples(chain)
             name = s.chain
@@ -73,6 +80,9 @@ class LivechainCollector:
                 missed.add_metric([region, name, provider, event], n)
             for kind, n in s.clients.items():
                 feeds.add_metric([region, name, kind], n)
+            for method, counts in s.cache.items():
+                for what, n in counts.items():
+                    cache.add_metric([region, name, method, what], n)
             for p in s.providers:
                 if p.ws_connected is not None:
                     ws_up.add_metric([region, name, p.id], 1 if p.ws_connected else 0)
@@ -88,13 +98,30 @@ class LivechainCollector:
         events = CounterMetricFamily("livechain_events", "Events published", labels=["region", "kind"])
         for kind, n in list(self.events.counts.items()):
             events.add_metric([region, kind], n)
-        yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, restart, events)
+        yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, cache, restart, events)
+        if self.cache is not None:
+            store = self.cache
+            yield _gauge("livechain_cache_bytes", "Bytes held by the response cache", region, store.bytes)
+            yield _gauge("livechain_cache_max_bytes", "The response cache's bound", region, store.max_bytes)
+            yield _gauge("livechain_cache_entries", "Entries in the response cache", region, len(store))
+            evictions = CounterMetricFamily("livechain_cache_evictions", "Entries evicted for space", labels=["region"])
+            evictions.add_metric([region], store.evictions)
+            yield evictions
+
+
+def _gauge(name: str, documentation: str, region: str, value: float) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["region"])
+    gauge.add_metric([region], value)
+    return gauge
 
 
 class MetricsEndpoint:
-    def __init__(self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int]) -> None:
+    def __init__(
+        self, registry: ChainRegistry, events: EventBus, region: str, restarts: Mapping[str, int],
+        cache: MemoryStore | None = None,
+    ) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(LivechainCollector(registry, events, region, restarts))
+        self._registry.register(LivechainCollector(registry, events, region, restarts, cache))
 
     def render(self) -> bytes:
         return generate_latest(self._registry)

@@ -180,6 +180,11 @@ class HeadTracker:
             if parent_number - 1 in self.history and self.history[parent_number - 1] == parent:
                 fork = parent_number - 1
                 break
+            if not self.history or parent_number - 1 < next(iter(self.history)):
+                # the branch reached below every block remembered (a short history, e.g. just after start):
+                # its parent cannot be compared, so the blocks remembered above it are the orphaned ones
+                fork = parent_number - 1
+                break
             block = await self._fetch("eth_getBlockByHash", [parent, False])
             if not isinstance(block, dict):
                 raise LookupError("parent block not available")

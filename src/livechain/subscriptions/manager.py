@@ -201,10 +201,11 @@ class SubscriptionManager:
         feed.receive(provider.id, result, t_ns)
 
     def best_head_advanced(self, number: int) -> None:
-        """The chain's best head advanced (from any source). Without live WS heads, fetch it over HTTP."""
-        if self.heads.live or (self._polling is not None and not self._polling.done()):
-            return
+        """The chain's best head advanced (from any source). Without live WS heads — or before the head stream
+        has its first head, so that the canonical chain is known from the start — fetch it over HTTP."""
         last = self.tracker.last_number
+        if (self.heads.live and last is not None) or (self._polling is not None and not self._polling.done()):
+            return
         if last is not None and number <= last:
             return
         self._polling = self.tasks.spawn(f"{self.chain}/heads/poll", self._poll_head(number))
@@ -214,7 +215,7 @@ class SubscriptionManager:
             block = await self._fetch("eth_getBlockByNumber", [hex(number), False])
         except LivechainError:
             return  # the next health check tries again
-        if isinstance(block, dict) and not self.heads.live:
+        if isinstance(block, dict) and (not self.heads.live or self.tracker.last_number is None):
             self.tracker.offer(header_of(block))
 
     def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:

@@ -205,7 +205,9 @@ function makeCard(name) {
     h("div.card-metrics",
       h("div", h("span.muted", "Requests/s"), (refs.rps = h("b", { "data-testid": "rps-" + name }, "—"))),
       h("div", h("span.muted", "Errors"), (refs.err = h("b", "—"))),
-      h("div", h("span.muted", "Providers"), (refs.up = h("b", "—")))),
+      h("div", h("span.muted", "Providers"), (refs.up = h("b", "—"))),
+      h("div", h("span.muted", "Cache hits"), (refs.cache = h("b", { "data-testid": "cache-" + name }, "—"))),
+      h("div", h("span.muted", "Upstream saved"), (refs.saved = h("b", { "data-testid": "saved-" + name }, "—")))),
     (refs.spark = h("div.spark")));
   return {
     el,
@@ -217,6 +219,9 @@ function makeCard(name) {
       refs.rps.textContent = fmt.rate(c.rps);
       refs.err.textContent = fmt.pct(c.error_rate);
       refs.err.className = c.error_rate > 0.01 ? "bad-text" : "";
+      const cache = c.cache || {};
+      refs.cache.textContent = cache.enabled ? fmt.pct(cache.hit_ratio) : "off";
+      refs.saved.textContent = cache.enabled ? fmt.int(cache.saved) : "—";
       const states = Object.values(c.breakers || {});
       const half = states.filter((b) => b === "half_open").length;
       const down = states.filter((b) => b === "open").length;
@@ -303,6 +308,7 @@ function renderChainHead(c) {
       kpi("Requests", h("span", { "data-testid": "kpi-rps" }), h("small.muted", " req/s")),
       kpi("Error rate", h("span", { "data-testid": "kpi-errors" })),
       kpi("Providers", h("span", { "data-testid": "kpi-providers" })),
+      kpi("Cache", h("span", { "data-testid": "kpi-cache" })),
       kpi("Status", h("span.pill", { "data-testid": "kpi-status" })));
   }
   bumpHead($("[data-testid=kpi-head]", k), c);
@@ -315,6 +321,10 @@ function renderChainHead(c) {
   const half = b.filter((s) => s === "half_open").length;
   $("[data-testid=kpi-providers]", k).textContent =
     `${c.providers_up ?? "—"} / ${c.providers_total ?? "—"} up` + (open ? ` · ${open} open` : "") + (half ? ` · ${half} half-open` : "");
+  const cache = c.cache || {};
+  $("[data-testid=kpi-cache]", k).textContent = cache.enabled
+    ? `${fmt.pct(cache.hit_ratio)} hits · ${fmt.int(cache.saved)} upstream saved`
+    : "off";
   const st = $("[data-testid=kpi-status]", k);
   st.textContent = c.status;
   st.className = "pill " + statusClass(c.status);
