@@ -26,6 +26,7 @@
     │   ├── BadResponse             5xx, garbage body, oversized body, wrong id        → breaker failure
     │   ├── ProviderRateLimited     HTTP 429 / rate-limit error: cool down, Retry-After → NOT a breaker failure
     │   ├── MethodUnsupported       the provider does not serve this method            → NOT a breaker failure
+    │   │   └── LogsRangeRefused    an eth_getLogs too wide (or too many results) for it → NOT a breaker failure
     │   └── ProviderUnavailable     lagging/pruned: lacks the data right now           → NOT a breaker failure
     ├── RoutingError                the request as a whole could not be served
     │   ├── NoProviderAvailable     -32002  200   nothing to try (no providers configured / all circuits open)
@@ -233,6 +234,19 @@ class MethodUnsupported(ProviderError):
     """The provider does not serve this method. Another one might; not a breaker failure."""
 
     outcome = Outcome.UNSUPPORTED
+
+
+class LogsRangeRefused(MethodUnsupported):
+    """The provider refuses an eth_getLogs this wide (`limit`: the range it accepts, when it says) or with this
+    many results (`too_many_results`). Another provider, or smaller ranges, may do."""
+
+    def __init__(
+        self, message: str, *, provider: str = "", reply: object = None, limit: int | None = None,
+        too_many_results: bool = False,
+    ) -> None:
+        super().__init__(message, provider=provider, reply=reply)
+        self.limit = limit
+        self.too_many_results = too_many_results
 
 
 class ProviderUnavailable(ProviderError):

@@ -22,7 +22,7 @@ that part only, logged, counted and published, and never touches another chain.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from livechain.cache.chain import ChainCache
@@ -46,8 +46,10 @@ from livechain.pipeline.cache import Cache, CacheCounts
 from livechain.pipeline.coalesce import Coalesce
 from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
 from livechain.pipeline.limits import LogsRange
+from livechain.pipeline.logs import LogsSplit
 from livechain.pipeline.policy import Policy
 from livechain.pipeline.record import Record
+from livechain.pipeline.state import StateDepth
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
@@ -55,6 +57,9 @@ from livechain.routing.forwarder import Forwarder
 from livechain.routing.strategies import Strategy, make_strategies
 from livechain.subscriptions.feeds import Sink
 from livechain.subscriptions.manager import Subscription, SubscriptionManager
+
+#: the chunk of a split eth_getLogs when no provider's limit is known (within every common provider's limit)
+LOGS_CHUNK = 1_000
 
 
 class Chain:
@@ -120,6 +125,7 @@ class Chain:
             stages.append(Cache(self.cache, config.cache.methods, self.cache_counts))
         if config.coalesce:
             stages.append(self._coalesce)
+        stages += [LogsSplit(self), StateDepth(self)]
         self.pipeline = Pipeline(stages, self._forward, self._record)
         self.config = config
         self._routes = {name: Route(strategy) for name, strategy in self.strategies.items()}
@@ -152,7 +158,7 @@ class Chain:
 
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
-        return self.forwarder.forward(call.request, route.strategy, route.pinned)
+        return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer)
 
     def route(self, strategy: str | None = None, provider: str | None = None) -> Route:
         """The route of `/rpc/{strategy}/{chain}` (None: the chain's strategy) or `/rpc/provider/{id}/{chain}`."""
@@ -248,6 +254,26 @@ class Chain:
     def provider_head(self, provider: str) -> int | None:
         found = self.pool.by_id.get(provider)
         return found.head if found is not None else None
+
+    # ------------------------------------------------------------------ what stages ask about providers
+
+    def logs_plan(self, span: int) -> tuple[Callable[[Provider], bool] | None, tuple[int, Callable[[Provider], bool]] | None]:
+        """For an eth_getLogs of `span` blocks (pipeline.logs): who accepts it whole (None: nobody), and the
+        chunk size and providers of a split (None: no provider allows splitting)."""
+        providers = self.pool.providers
+        whole = None
+        if any(p.capabilities.accepts_logs(span) for p in providers):
+            whole = lambda p: p.capabilities.accepts_logs(span)  # noqa: E731
+        limits = [p.capabilities.logs_limit for p in providers if p.capabilities.split_logs]
+        if not limits:
+            return whole, None
+        known = [limit for limit in limits if limit is not None]
+        size = min(max(known) if known else LOGS_CHUNK, span)
+        return whole, (size, lambda p: p.capabilities.split_logs and p.capabilities.accepts_logs(size))
+
+    def state_preference(self, age: int | None) -> Callable[[Provider], bool]:
+        """The providers whose state reaches `age` blocks back (None: a block of unknown age) — pipeline.state."""
+        return lambda p: p.capabilities.serves_state(age)
 
     def fold(self) -> None:
         """Fold the benchmark records of the last moments into the aggregates (the application's timer)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,10 @@ class Call:
     that keep per-client state; `fresh` is the client's `Cache-Control: no-cache` (answer from a provider, and
     refresh the cache with it). The cache stage notes what it learned for the stages after it: `key` (the
     normalized request, also what coalescing shares by), `ref` (the block the request is about) and `epoch`
-    (the chain's head and reorg counters when the call started)."""
+    (the chain's head and reorg counters when the call started). Stages that know some providers cannot
+    answer it narrow where it goes: `accept` (only providers it is true of) and `prefer` (those first)."""
 
-    __slots__ = ("client", "epoch", "fresh", "key", "ref", "request", "route")
+    __slots__ = ("accept", "client", "epoch", "fresh", "key", "prefer", "ref", "request", "route")
 
     def __init__(self, request: Request, route: Route, client: str | None = None, fresh: bool = False) -> None:
         self.request = request
@@ -38,6 +40,8 @@ class Call:
         self.key: bytes | None = None
         self.ref: Any = None
         self.epoch: Any = None
+        self.accept: Callable[[Provider], bool] | None = None
+        self.prefer: Callable[[Provider], bool] | None = None
 
     @property
     def method(self) -> str:

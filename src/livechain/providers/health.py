@@ -1,5 +1,6 @@
 """Health checks of one provider: its chain id (at start, then every CHAIN_ID_EVERY rounds, every round while
-it is wrong or unknown) and its head (`eth_blockNumber` every `health_interval`).
+it is wrong or unknown), its head (`eth_blockNumber` every `health_interval`), and once, for `archive: auto`,
+whether it keeps old state (`eth_getBalance` at block 1).
 
 Checks are ordinary attempts: they go through the breaker (so an idle provider whose breaker opened is
 probed back to closed by its health checks, without waiting for client traffic) and feed the statistics.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from livechain.errors import ProviderError
+from livechain.errors import ProviderError, ProviderUnavailable
 from livechain.evm.events import hex_number
 from livechain.providers import log
 from livechain.providers.pool import ProviderPool
@@ -19,6 +20,10 @@ from livechain.providers.provider import Provider
 CHAIN_ID_EVERY = 12
 CHAIN_ID_BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
 BLOCK_NUMBER_BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
+STATE_PROBE_BODY = (
+    b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x0000000000000000000000000000000000000000","%s"]}'
+)
+PROBE_WINDOW = 4096  # how far back the start probe searches a pruned provider's state depth
 
 
 async def check_chain_id(pool: ProviderPool, provider: Provider, timeout: float) -> None:
@@ -37,9 +42,50 @@ async def check_head(pool: ProviderPool, provider: Provider, timeout: float) -> 
         pool.observe_head(provider, number)
 
 
+async def _serves_state_at(provider: Provider, number: int, timeout: float) -> bool | None:
+    """Does it answer state at block `number`? None when the attempt failed for another reason."""
+    body = STATE_PROBE_BODY % hex(number).encode()
+    try:
+        reply = await provider.attempt(body, "eth_getBalance", timeout)
+    except ProviderUnavailable:
+        return False
+    except ProviderError:
+        return None
+    return reply.error is None
+
+
+async def probe_state(pool: ProviderPool, provider: Provider, timeout: float) -> bool:
+    """Once, for an `archive: auto` provider: can it answer state at block 1 (as old as the chain has)? When
+    not, a binary search over the last PROBE_WINDOW blocks finds how far back it can (at most ~12 requests,
+    once). True when done; False while the chain is too young to tell, or the probe met another failure
+    (asked again next round)."""
+    best = pool.best_head
+    if best is None or best < 2:
+        return False
+    oldest = await _serves_state_at(provider, 1, timeout)
+    if oldest is None:
+        return False
+    if oldest:
+        provider.capabilities.probed(None)
+        return True
+    refused, served = max(1, best - PROBE_WINDOW), best  # refused: not served; served: served (latest)
+    if refused > 1 and await _serves_state_at(provider, refused, timeout):
+        provider.capabilities.probed(best - refused)  # reaches at least the whole window
+        return True
+    while served - refused > 1:
+        middle = (refused + served) // 2
+        found = await _serves_state_at(provider, middle, timeout)
+        if found is None:
+            return False
+        refused, served = (refused, middle) if found else (middle, served)
+    provider.capabilities.probed(best - served)
+    return True
+
+
 async def health_loop(pool: ProviderPool, provider: Provider) -> None:
     """Runs until cancelled or the provider is retired. Provider failures are expected and only counted."""
     rounds = 0
+    probed = provider.capabilities.archive is not None
     while not provider.retired:
         cfg = pool.config
         timeout = min(cfg.attempt_timeout, cfg.health_interval)
@@ -47,6 +93,8 @@ async def health_loop(pool: ProviderPool, provider: Provider) -> None:
             if provider.chain_id_ok is not True or rounds % CHAIN_ID_EVERY == 0:
                 await check_chain_id(pool, provider, timeout)
             await check_head(pool, provider, timeout)
+            if not probed and provider.chain_id_ok:
+                probed = await probe_state(pool, provider, timeout)
         except ProviderError:
             pass  # already recorded by the attempt (breaker, stats, last_errors)
         rounds += 1

@@ -14,9 +14,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import BreakerConfig, ProviderConfig
-from livechain.errors import BadResponse, ProviderError, ProviderRateLimited
+from livechain.errors import (
+    BadResponse,
+    LogsRangeRefused,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
 from livechain.events import EventBus
 from livechain.evm.errors import provider_error
 from livechain.evm.methods import EXPENSIVE
@@ -25,6 +33,7 @@ from livechain.jsonrpc.replies import NotJsonRpc, Reply, parse_reply
 from livechain.metrics.store import BenchmarkStore
 from livechain.outcomes import Outcome, Verdict
 from livechain.providers import log
+from livechain.providers.capabilities import STATE_METHODS, Capabilities, state_block
 from livechain.providers.stats import MethodStats
 from livechain.transport.http import HttpPool, HttpResponse
 
@@ -75,6 +84,7 @@ class Provider:
         )
         self.breaker = self._make_breaker("http", breaker_config)
         self.stats = MethodStats(clock)
+        self.capabilities = Capabilities(config, lambda: self.head)
         self._serves_cache: dict[str, bool] = {}
         #: None until the first eth_chainId check answers; False excludes the provider
         self.chain_id_ok: bool | None = None
@@ -100,8 +110,9 @@ class Provider:
 
     def reconfigure(self, config: ProviderConfig, breaker: BreakerConfig) -> None:
         """Adopt a reloaded config whose connection settings are unchanged: priority, method policy,
-        breaker thresholds. Warm connections, breaker state and statistics are kept."""
+        breaker thresholds, capabilities. Warm connections, breaker state and statistics are kept."""
         self.config = config
+        self.capabilities.configure(config)
         self.priority = config.effective_priority
         self._serves_cache.clear()
         self.breaker.configure(
@@ -159,7 +170,7 @@ class Provider:
         try:
             try:
                 response = await self.http.post(body, timeout=timeout)
-                reply = self._classify(response)
+                reply = self._classify(response, method)
             except ProviderError as exc:
                 outcome = exc.outcome
                 if outcome is Outcome.TIMEOUT and method in EXPENSIVE:
@@ -167,6 +178,10 @@ class Provider:
                 self._judge(permit, outcome)
                 if isinstance(exc, ProviderRateLimited):
                     self._cool_down(exc.retry_after)
+                elif isinstance(exc, LogsRangeRefused) and not exc.too_many_results:
+                    self.capabilities.refused_logs_range(exc.limit, body)
+                elif isinstance(exc, ProviderUnavailable) and method in STATE_METHODS:
+                    self._refused_state(method, body)
                 self._note_error(exc)
                 raise
             outcome = Outcome.OK if reply.error is None else Outcome.RPC_ERROR
@@ -192,7 +207,7 @@ class Provider:
         else:
             self.breaker.release(permit)
 
-    def _classify(self, response: HttpResponse) -> Reply:
+    def _classify(self, response: HttpResponse, method: str) -> Reply:
         status, body = response.status, response.body
         if status == 429:
             retry = retry_after_seconds(response.headers.get("retry-after"))  # headers decoded only here
@@ -206,10 +221,20 @@ class Provider:
         if status >= 300 and reply.error is None:
             raise BadResponse(f"{self.id}: HTTP {status}", provider=self.id)
         if reply.error is not None:
-            exc = provider_error(reply.error, self.id, reply=reply)
+            exc = provider_error(reply.error, self.id, reply=reply, method=method)
             if exc is not None:
                 raise exc
         return reply
+
+    def _refused_state(self, method: str, body: bytes) -> None:
+        """A state query it could not answer: if the block was behind its head, its state is pruned there."""
+        try:
+            params = orjson.loads(body).get("params")
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        _, age = state_block(method, params, self.head)
+        if age is not None:
+            self.capabilities.refused_old_state(age)
 
     def _cool_down(self, retry_after: float | None) -> None:
         seconds = min(MAX_COOLDOWN, retry_after if retry_after is not None else DEFAULT_COOLDOWN)
@@ -254,6 +279,7 @@ class Provider:
             "cooling_down_s": round(max(0.0, self.cooldown_until - now), 3),
             "inflight": self.inflight,
             "ws": ws,
+            "capabilities": self.capabilities.snapshot(),
             "breaker_history": list(self.breaker_history),
             "last_errors": list(self.last_errors[-5:]),
         }

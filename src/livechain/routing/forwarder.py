@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.errors import AllAttemptsFailed, DeadlineExceeded, NoProviderAvailable, ProviderError
@@ -27,6 +28,7 @@ from livechain.routing.selection import eligible
 from livechain.routing.strategies import Strategy
 
 WIRE_ID = 1
+Accept = Callable[[Provider], bool]
 
 
 class Forwarder:
@@ -36,18 +38,31 @@ class Forwarder:
         self._clock = clock
         self._stragglers: set[asyncio.Task] = set()
 
-    def plan(self, method: str, strategy: Strategy, pinned: Provider | None = None) -> list[Provider]:
+    def plan(
+        self, method: str, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
+        prefer: Accept | None = None,
+    ) -> list[Provider]:
+        """The providers to try, in order. `accept`: only those (a request some providers must never get, e.g.
+        a range over their limit); `prefer`: those first — when none of them is eligible, the others (what a
+        provider can do may be wrong or out of date: a refusal fails over and teaches)."""
         if pinned is not None:
             return [pinned]
         order = strategy.order(eligible(self.pool, method, self._clock), method)
+        if accept is not None:
+            order = [p for p in order if accept(p)]
+        if prefer is not None:
+            order = [p for p in order if prefer(p)] or order
         return order[: self.pool.config.max_attempts]
 
-    async def forward(self, request: Request, strategy: Strategy, pinned: Provider | None = None) -> Answer:
+    async def forward(
+        self, request: Request, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
+        prefer: Accept | None = None,
+    ) -> Answer:
         cfg = self.pool.config
         clock = self._clock
         deadline = clock.monotonic() + cfg.deadline
         method = request.method
-        plan = self.plan(method, strategy, pinned)
+        plan = self.plan(method, strategy, pinned, accept, prefer)
         if not plan:
             raise NoProviderAvailable(
                 f"no provider available for {method} on {self.pool.chain} (all circuits open or excluded)"
