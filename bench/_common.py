@@ -300,10 +300,11 @@ end
 """
 
 
-def wrk_script(workdir: str, body: str = RPC_BODY) -> str:
-    path = os.path.join(workdir, "post.lua")
+def wrk_script(workdir: str, body: str = RPC_BODY, *, name: str = "post.lua", extra: str = "") -> str:
+    """A wrk script POSTing `body`; `extra`: more Lua (e.g. a `request` function that varies the body)."""
+    path = os.path.join(workdir, name)
     with open(path, "w") as f:
-        f.write(_WRK_LUA % body)
+        f.write(_WRK_LUA % body + extra)
     return path
 
 

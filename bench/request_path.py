@@ -50,11 +50,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 THIS_SRC = os.path.join(os.path.dirname(HERE), "src")
 EMIT = "REQUEST_PATH_JSON "
 
-REQUEST = (
-    b"POST /rpc/bench HTTP/1.1\r\nHost: 127.0.0.1:4000\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 63\r\n\r\n"
-    b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
-)
+BODIES = {
+    # the same request every time (with --cache on: a hit after the first; eth_blockNumber lives until the
+    # next head, which never comes here)
+    "blocknumber": lambda n: b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}',
+    "balance": lambda n: b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":'
+                         b'["0xabababababababababababababababababababab","0x1"]}',
+    # a new address each time: with --cache on, every request a miss (looked up, sent, considered for keeping)
+    "balance-distinct": lambda n: b'{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x%040x","0x1"]}' % n,
+}
+
+
+def http_request(body: bytes) -> bytes:
+    return (b"POST /rpc/bench HTTP/1.1\r\nHost: 127.0.0.1:4000\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 REPLY_BODY = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
 REPLY = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 24 Nov 2025 02:00:00 GMT\r\n"
@@ -68,6 +77,7 @@ chains:
   bench:
     chain_id: 1
     strategy: leaderboard
+    # FEATURES
     providers:
       - {id: p1, http_url: 'http://127.0.0.1:9/p1'}
       - {id: p2, http_url: 'http://127.0.0.1:9/p2'}
@@ -200,24 +210,43 @@ class _Transport:
         pass
 
 
-def make_app():
-    """The real App (routes, registry, chains), not started: no server, no timers, no health checks."""
+def make_app(cache: bool):
+    """The real App (routes, registry, chains), not started: no server, no timers, no health checks. The chain's
+    cache and coalescing on or off (block 1 final); a tree that does not know those keys is measured without."""
     from livechain import log as logsetup
     from livechain.app import App
-    from livechain.config import ConfigStore, parse_config
+    from livechain.config import ConfigError, ConfigStore, parse_config
 
+    features = "{enabled: %s}\n    coalesce: %s\n    finality_depth: 0" % (("true", "true") if cache else ("false", "false"))
+    text = CONFIG.replace("# FEATURES", "cache: " + features)
+    try:
+        config = parse_config(text)
+    except ConfigError:  # a tree from before the cache (a --before side): the plain request path
+        if cache:
+            print("note: this tree has no response cache: measured without it", file=sys.stderr)
+        text = CONFIG
+        config = parse_config(text)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "livechain.yaml")
         with open(path, "w") as f:
-            f.write(CONFIG)
+            f.write(text)
         logsetup.setup("info", "json", stream=open(os.devnull, "w"))
-        return App(ConfigStore(path, parse_config(CONFIG)))
+        return App(ConfigStore(path, config))
 
 
-async def run(requests: int, rounds: int, profile: bool, minimal: bool = False) -> list[float]:
+async def run(requests: int, rounds: int, profile: bool, minimal: bool = False, cache: bool = False,
+              kind: str = "blocknumber") -> list[float]:
     loop = asyncio.get_running_loop()
-    app = make_app()
-    state: dict[str, Any] = {"left": 0, "done": None, "next_fold": 0.0, "check": False}
+    app = make_app(cache)
+    body = BODIES[kind]
+    fixed = http_request(body(0)) if kind != "balance-distinct" else None
+    state: dict[str, Any] = {"left": 0, "done": None, "next_fold": 0.0, "check": False, "n": 0}
+
+    def next_request() -> bytes:
+        if fixed is not None:
+            return fixed
+        state["n"] += 1
+        return http_request(body(state["n"]))
 
     def on_response(data: bytes) -> None:
         done = state["done"]
@@ -235,7 +264,7 @@ async def run(requests: int, rounds: int, profile: bool, minimal: bool = False) 
         if now >= state["next_fold"]:
             state["next_fold"] = now + edge.fold_interval
             edge.fold()
-        loop.call_soon(edge.feed, REQUEST)
+        loop.call_soon(edge.feed, next_request())
 
     edge = make_edge(app, loop, on_response, minimal)
 
@@ -245,7 +274,7 @@ async def run(requests: int, rounds: int, profile: bool, minimal: bool = False) 
         state["done"] = loop.create_future()
         state["check"] = True  # the first reply of a batch must carry the provider's result
         t0 = time.process_time()
-        edge.feed(REQUEST)
+        edge.feed(next_request())
         try:
             await asyncio.wait_for(state["done"], 120 + n / 1000)
         except TimeoutError:
@@ -276,7 +305,7 @@ def measure(args: argparse.Namespace) -> None:
     import livechain
 
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    results = uvloop.run(run(args.requests, args.rounds, args.profile, args.minimal))
+    results = uvloop.run(run(args.requests, args.rounds, args.profile, args.minimal, args.cache == "on", args.request))
     require(results, f"--rounds {args.rounds}: no round measured")
     for r in results:
         measured(r, "µs/request")
@@ -298,7 +327,7 @@ def measure(args: argparse.Namespace) -> None:
 def one_run(side: str, tree: str, args: argparse.Namespace) -> float:
     """One round of this script in a fresh process with PYTHONPATH=tree; its µs/request."""
     argv = [sys.executable, os.path.abspath(__file__), "--requests", str(args.requests), "--rounds", "1",
-            "--emit-json"] + (["--minimal"] if args.minimal else [])
+            "--emit-json", "--request", args.request, "--cache", args.cache] + (["--minimal"] if args.minimal else [])
     out = subprocess.run(argv, env={**os.environ, "PYTHONPATH": tree}, capture_output=True, text=True)
     tail = (out.stderr.strip().splitlines() or ["(no stderr)"])[-1]
     require(out.returncode == 0, f"{side} ({tree}) exited with {out.returncode}: {tail}")
@@ -350,6 +379,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--minimal", action="store_true", help="the edge + pool floor (bench/minimal_proxy.py)")
     parser.add_argument("--json", help="also write bench/results/<name>.json")
+    parser.add_argument("--cache", choices=("off", "on"), default="off",
+                        help="the chain's response cache and coalescing (off: the request path without them)")
+    parser.add_argument("--request", choices=list(BODIES), default="blocknumber",
+                        help="what each request asks (balance-distinct: a new address each time)")
     parser.add_argument("--before", metavar="SRC",
                         help="another tree's src/ directory: measure both trees in this run, interleaved")
     parser.add_argument("--emit-json", action="store_true",

@@ -40,6 +40,8 @@ SUITE = {
     "ws_fanout": (["--clients", "1000", "5000", "--rounds", "2", "--seconds", "10"],
                   ["--clients", "1000", "5000", "--rounds", "1", "--seconds", "5"]),
     "inprocess": (["--json", "inprocess"], ["--json", "inprocess", "--rounds", "3", "--seconds", "2"]),
+    "cache": ([], ["--rounds", "3", "--seconds", "3", "--operations", "50000"]),
+    "logs_split": (["--json", "logs_split"], ["--json", "logs_split", "--blocks", "20000", "--rounds", "2"]),
     "race": ([], ["--rounds", "3"]),
     "selection": ([], ["--rounds", "3"]),
     "memory": ([], []),
@@ -249,6 +251,44 @@ def render() -> str:
             out.append(f"| {label} | {row['p50_us']:.1f} | {row['p99_us']:.1f} | {row['cpu_us_per_request']:.1f} |")
         out.append(f"| in-process / HTTP | {inp['p50_us'] / http['p50_us']:.2f}× | {inp['p99_us'] / http['p99_us']:.2f}× | "
                    f"{inp['cpu_us_per_request'] / http['cpu_us_per_request']:.2f}× |")
+        out.append("")
+
+    ca = load("cache")
+    if ca and "http" in ca:
+        out.append(f"### Response cache over HTTP (`bench/cache.py`, {ca['_mtime']})\n")
+        out.append("eth_getBalance of a final block; hit = the same request every time, miss = a new address every "
+                   "request (looked up, sent, kept). Added p50 = target − direct, same round.\n")
+        out.append("| c | target | added p50 µs | p99 µs | req/s | CPU µs/req |")
+        out.append("|---|---|---|---|---|---|")
+        for c in ("1", "50"):
+            row = ca["http"][c]
+            for name in ("nginx", "hit", "miss"):
+                r = row[name]
+                out.append(f"| {c} | {name} | {r['added_p50_us']:.0f} | {r['p99_us']:.0f} | {r['rps']:.0f} | {_f(r['cpu_us'], '.1f')} |")
+            q = row["ratios"]
+            out.append(f"| {c} | hit / nginx, hit / miss | {q['hit_vs_nginx_added_p50']:.2f}×, {q['hit_vs_miss_added_p50']:.2f}× | | | "
+                       f"hit / miss {q['hit_vs_miss_cpu']:.2f}× |")
+        out.append("")
+    if ca:
+        m = ca["memory"]
+        out.append(f"Cache memory ({m['operations']:,} random lookups and puts, 20 B – 200 KB answers): accounted peak "
+                   f"{m['accounted_peak'] / 2**20:.2f} MiB of {m['max_bytes'] / 2**20:.0f} MiB, traced "
+                   f"{m['traced_bytes'] / 2**20:.2f} MiB ({m['traced_vs_max']:.2f}× the bound), {m['evictions']:,} evictions, "
+                   f"{m['us_per_operation']:.2f} µs per operation.\n")
+
+    ls = load("logs_split")
+    if ls:
+        m, f = ls["median_ms"], ls["first_call"]
+        out.append(f"### eth_getLogs over {ls['blocks']:,} blocks, providers taking 1,000 and 2,000 (`bench/logs_split.py`, "
+                   f"{ls['_mtime']}, {ls['rounds']} rounds)\n")
+        out.append(f"{ls['logs']:,} logs, {ls['bytes']:,} bytes; every answer byte-identical to the node's.\n")
+        out.append("| | ms (median) | provider requests |")
+        out.append("|---|---|---|")
+        out.append(f"| the node directly, no limit | {m['direct']:.1f} | 1 |")
+        out.append(f"| a client splitting by itself, 1,000 blocks at a time | {m['client_split']:.1f} | {ls['client_split_requests']} |")
+        out.append(f"| Livechain, one call (limits learned) | {m['livechain']:.1f} | {ls['livechain_provider_requests']:.0f} |")
+        out.append(f"| Livechain, the first call (learning) | {f['ms']:.1f} | {f['provider_requests']} ({f['refused']} refused) |")
+        out.append(f"| Livechain / direct, / client split | {ls['livechain_over_direct']:.2f}×, {ls['livechain_over_client_split']:.2f}× | |")
         out.append("")
 
     va = load("variants")

@@ -182,6 +182,25 @@ async def test_a_replayed_workload_costs_a_tenth_upstream_and_every_answer_is_th
     not_hit = {k: c for k, c in seen_by.items() if c != ["miss", "hit"]}
     # eth_getBalance without a block parameter is the node's error each time (never described, never kept)
     assert not_hit == {f"eth_getBalance {[DEV_ADDRESS]}": ["bypass", "bypass"]}, not_hit
+    await what_the_cache_did_is_reported(lc, seen_by)
+
+
+async def what_the_cache_did_is_reported(lc, seen_by: dict[str, list[str]]) -> None:
+    """The API (overview and chain), Prometheus and the headers clients saw tell one story."""
+    statuses = [c for seen in seen_by.values() for c in seen]
+    hits = statuses.count("hit")
+    overview = next(c for c in (await lc.api("/api/chains"))["chains"] if c["name"] == "dev")["cache"]
+    assert overview["enabled"] is True and overview["hits"] == hits and overview["misses"] >= statuses.count("miss")
+    assert overview["saved"] == hits + overview["coalesced"] and 0 < overview["hit_ratio"] < 1
+    assert (await lc.api("/api/chains/dev"))["cache"] == overview
+    _, _, metrics = await lc.get("/metrics")
+    text = metrics.decode()
+    prometheus_hits = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                          if line.startswith("livechain_cache_requests_total{") and 'chain="dev"' in line
+                          and 'result="hit"' in line)
+    assert prometheus_hits == hits
+    entries = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("livechain_cache_entries{")]
+    assert entries and 0 < entries[0] <= overview["kept"]
 
 
 async def test_a_client_asking_no_cache_gets_a_providers_answer_and_refreshes_the_entry(start_livechain, counted, anvil):

@@ -89,6 +89,10 @@ def test_what_cannot_be_read_is_not_described_but_still_has_a_plain_key():
     assert describe("eth_getBalance", [A]) is None  # a node refuses it without a block: so must the cache
     assert describe("eth_getBlockByNumber", ["soon", False]) is None
     assert describe("eth_getLogs", ["not a filter"]) is None
+    # what a node refuses must not share the key of what it answers ("0x1 " and "0x1_0" are not "0x1", "0x10")
+    for bad in ("0x1 ", "0x1_0", "0x", "0xg"):
+        assert describe("eth_getBlockByNumber", [bad, False]) is None, bad
+        assert describe("eth_getBalance", [A, bad]) is None, bad
     assert describe("eth_estimateGas", [{}]) is None  # not a cached method
     assert plain_key("eth_estimateGas", [{"b": 1, "a": 2}]) == plain_key("eth_estimateGas", [{"a": 2, "b": 1}])
     assert plain_key("x", [2**70]) is None

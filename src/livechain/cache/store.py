@@ -31,7 +31,7 @@ class Entry:
     __slots__ = ("error", "expires", "generation", "hash", "lifetime", "number", "payload", "size")
 
     def __init__(
-        self, payload: bytes, *, error: bool = False, lifetime: int = FINAL, number: int | None = None,
+        self, payload: bytes, error: bool = False, lifetime: int = FINAL, number: int | None = None,
         hash: str | None = None, generation: int = 0, expires: float | None = None,
     ) -> None:
         self.payload = payload

@@ -275,7 +275,7 @@ class ProviderConfig(_Model):
     )
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
     #: the eth_getLogs block range this provider accepts (None: unknown until a refusal says)
-    max_logs_range: Annotated[int | None, BeforeValidator(_not_bool), Field(gt=0)] = None
+    max_logs_range: PositiveInt | None = None
     #: may a larger eth_getLogs range be split into several requests to it (false: pay-per-request plans)
     split_logs: bool = True
     #: can it answer state queries about old blocks ("auto": probed at start, learned from pruned-state errors)
@@ -344,7 +344,7 @@ class ChainConfig(_Model):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
     #: None: the providers' `finalized` block tag; N: N blocks behind the best head (chains without the tag)
-    finality_depth: Annotated[int | None, BeforeValidator(_not_bool), Field(ge=0)] = None
+    finality_depth: NonNegativeInt | None = None
     cache: ChainCacheConfig = Field(default_factory=ChainCacheConfig)
     #: identical requests in flight at the same time share one upstream attempt
     coalesce: bool = True

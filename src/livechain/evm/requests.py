@@ -28,6 +28,7 @@ built from it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -79,7 +80,7 @@ class Ref:
     __slots__ = ("hash", "high", "kind", "low", "number", "tag")
 
     def __init__(
-        self, kind: str, *, tag: str | None = None, number: int | None = None, hash: str | None = None,
+        self, kind: str, tag: str | None = None, number: int | None = None, hash: str | None = None,
         low: Ref | None = None, high: Ref | None = None,
     ) -> None:
         self.kind = kind
@@ -98,7 +99,8 @@ class Ref:
 STATIC_REF = Ref(STATIC)
 HEAD_REF = Ref(HEAD)
 ANSWER_REF = Ref(ANSWER)
-LATEST = Ref("tag", tag="latest")
+TAG_REFS = {tag: Ref("tag", tag) for tag in TAGS}
+LATEST = TAG_REFS["latest"]
 
 
 class Described:
@@ -120,38 +122,53 @@ def _hex(value: str) -> str:
     return value.lower() if value[:2] in ("0x", "0X") else value
 
 
+#: a hex quantity exactly: Python's int() would also accept "0x1 " and "0x1_0", which a node refuses, so such a
+#: request must not share a key with "0x1"
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+").fullmatch
+
+
 def _quantity(value: Any) -> Any:
     if isinstance(value, str) and value[:2] in ("0x", "0X"):
-        try:
-            return hex(int(value, 16))
-        except ValueError:
-            raise _Unreadable from None
+        if _HEX(value) is None:
+            raise _Unreadable
+        return hex(int(value, 16))
     if type(value) is int and value >= 0:
         return hex(value)
     return value
 
 
-def _data(value: Any) -> Any:
+#: nesting deeper than any Ethereum method's params (state overrides are 4 levels): such params are not read
+#: (a client may send up to the JSON parser's limit, and reading them must not exhaust the stack)
+MAX_DEPTH = 32
+
+
+def _data(value: Any, depth: int = 0) -> Any:
     """Every hex string lower-case, recursively; quantity fields of objects canonical."""
     if isinstance(value, str):
         return _hex(value)
+    if depth > MAX_DEPTH:
+        raise _Unreadable
     if isinstance(value, list):
-        return [_data(v) for v in value]
+        return [_data(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {k: (_quantity(v) if k in QUANTITY_FIELDS else _data(v)) for k, v in value.items()}
+        return {k: (_quantity(v) if k in QUANTITY_FIELDS else _data(v, depth + 1)) for k, v in value.items()}
     return value
 
 
 def _block(value: Any) -> tuple[Any, Ref]:
     """A block parameter: (normalized, ref)."""
-    if isinstance(value, str):
-        if value in TAGS:
-            return value, Ref("tag", tag=value)
+    if type(value) is str:
+        tag = TAG_REFS.get(value)
+        if tag is not None:
+            return value, tag
         if value[:2] in ("0x", "0X"):
             if len(value) == 66:  # a block hash (eth_getBlockByHash & co.)
-                return value.lower(), Ref("hash", hash=value.lower())
-            q = _quantity(value)
-            return q, Ref("number", number=int(q, 16))
+                lowered = value.lower()
+                return lowered, Ref("hash", None, None, lowered)
+            if _HEX(value) is None:
+                raise _Unreadable
+            number = int(value, 16)
+            return hex(number), Ref("number", None, number)
     elif isinstance(value, dict):  # EIP-1898
         if "blockHash" in value and isinstance(value["blockHash"], str):
             h = value["blockHash"].lower()
@@ -227,7 +244,7 @@ def describe(method: str, params: Any) -> Described | None:
             normalized, ref = _logs(params)
             return Described(_key(method, normalized), ref)
         _, position, optional = shape
-        normalized = [_data(p) for p in params]
+        normalized = [(p.lower() if p[:2] == "0x" else p) if type(p) is str else _data(p) for p in params]
         if method == "eth_getStorageAt" and len(normalized) > 1:
             normalized[1] = _quantity(normalized[1])  # a slot is a 256-bit key: 0x0 is 0x00…00
         elif method in ("eth_getTransactionByBlockHashAndIndex", "eth_getTransactionByBlockNumberAndIndex") \

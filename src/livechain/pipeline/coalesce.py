@@ -1,9 +1,10 @@
 """The coalescing stage: identical requests in flight at the same time share one upstream attempt.
 
 Identical = same chain, method and normalized params (`call.key` from the cache stage, else
-`evm.requests.plain_key`), same route. The first caller forwards; the others wait for its answer and each gets
-it with its own id ("coalesced"); an error is shared like a result. One caller going away cancels nothing of
-the others: when the first is cancelled while others wait, one of them forwards again. Never coalesced:
+`evm.requests.plain_key`), whatever strategy routes them. The first caller forwards; the others wait for its
+answer and each gets it with its own id ("coalesced"); an error is shared like a result. One caller going away
+cancels nothing of the others: when the first is cancelled while others wait, one of them forwards again.
+Never coalesced:
 eth_sendRawTransaction (each client's transaction is its own), requests pinned to one provider.
 """
 
@@ -25,12 +26,30 @@ if TYPE_CHECKING:
 _ABANDONED = object()  # the first caller went away: a waiting one forwards instead
 
 
+class _Shared:
+    """A request in flight. Its future exists only once a second caller waits (most requests have none)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future | None = None
+
+    def wait(self) -> asyncio.Future:
+        if self.future is None:
+            self.future = asyncio.get_running_loop().create_future()
+        return self.future
+
+    def settle(self, outcome: object) -> None:
+        if self.future is not None:
+            self.future.set_result(outcome)
+
+
 class Coalesce(Stage):
     name = "coalesce"
 
     def __init__(self, count: Callable[[str, str], None] | None = None) -> None:
         """`count(method, "coalesced")` for every request that shared another's attempt."""
-        self._inflight: dict[bytes, asyncio.Future] = {}
+        self._inflight: dict[bytes, _Shared] = {}
         self._count = count
 
     def applies(self, method: str) -> bool:
@@ -47,7 +66,7 @@ class Coalesce(Stage):
             shared = inflight.get(key)
             if shared is None:
                 return await self._first(call, key, proceed)
-            outcome = await asyncio.shield(shared)  # this caller's cancellation must not cancel the shared one
+            outcome = await asyncio.shield(shared.wait())  # this caller's cancellation must not cancel the shared one
             if outcome is _ABANDONED:
                 continue
             if isinstance(outcome, LivechainError):
@@ -59,17 +78,17 @@ class Coalesce(Stage):
                           "coalesced")
 
     async def _first(self, call: Call, key: bytes, proceed: Proceed) -> Answer:
-        shared = self._inflight[key] = asyncio.get_running_loop().create_future()
+        shared = self._inflight[key] = _Shared()
         try:
             answer = await proceed(call)
         except LivechainError as exc:
-            shared.set_result(exc)
+            shared.settle(exc)
             raise
         except BaseException:
-            shared.set_result(_ABANDONED)  # cancelled (or a bug): whoever waits forwards by itself
+            shared.settle(_ABANDONED)  # cancelled (or a bug): whoever waits forwards by itself
             raise
         finally:
             if self._inflight.get(key) is shared:
                 del self._inflight[key]
-        shared.set_result(answer)
+        shared.settle(answer)
         return answer

@@ -54,7 +54,7 @@ class Api:
         if chain is None:
             raise UnknownChain(f"unknown chain {name[:64]}")
         if not rest:
-            return chain.snapshot()
+            return {**chain.snapshot(), "cache": views.cache_summary(chain)}
         if rest == ["providers"]:
             return views.providers(chain)
         region = query.get("region") or None
