@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import sys
 import time
 import tracemalloc
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,12 +54,14 @@ from _common import (
 
 ADDRESS = "0x" + "ab" * 20
 HIT_BODY = f'{{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["{ADDRESS}","0x1"]}}'
+# every wrk run of the miss side gets its own RUN number in the addresses: a counter alone restarts at 1 in each
+# run, and the second run would be answered from what the first one left in the cache
 MISS_LUA = """
 counter = 0
 request = function()
   counter = counter + 1
   return wrk.format(nil, nil, nil, string.format(
-    '{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x%040x","0x1"]}', counter))
+    '{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x%08x%032x","0x1"]}', RUN, counter))
 end
 """
 
@@ -79,7 +83,11 @@ def http(args: argparse.Namespace) -> dict:
             lc, lc_port = start_livechain(d, livechain_config(chain_yaml(fake_port)))
             children.append(lc)
             hit_script = wrk_script(d, HIT_BODY, name="hit.lua")
-            miss_script = wrk_script(d, HIT_BODY, name="miss.lua", extra=MISS_LUA)
+            runs_made = [0]
+
+            def miss_script() -> str:  # a new script, with new addresses, for every run
+                runs_made[0] += 1
+                return wrk_script(d, HIT_BODY, name="miss.lua", extra=MISS_LUA.replace("RUN", str(runs_made[0])))
             rpc = f"http://127.0.0.1:{lc_port}/rpc/bench"
             targets = {
                 "direct": (f"http://127.0.0.1:{fake_port}/", hit_script, None),
@@ -90,12 +98,14 @@ def http(args: argparse.Namespace) -> dict:
             check_rpc(rpc, HIT_BODY)
             check_rpc(f"http://127.0.0.1:{proxy_port}/", HIT_BODY)
             for url, script, _ in targets.values():
-                run_wrk(url, script, 50, 2)
+                run_wrk(url, script() if callable(script) else script, 50, 2)
             runs: dict[tuple[str, int], list[dict]] = {}
+            counted = cache_counts(lc_port)
             for r in range(args.rounds):
                 for c in (1, 50):
                     for name, (url, script, pid) in targets.items():
-                        res = run_wrk(url, script, c, args.seconds, watch=[pid] if pid else [])
+                        res = run_wrk(url, script() if callable(script) else script, c, args.seconds,
+                                      watch=[pid] if pid else [])
                         res["cpu_us"] = res["cpu_s"][pid] / res["requests"] * 1e6 if pid else None
                         del res["cpu_s"]
                         require(res["errors"] == 0, f"{name} c={c}: {res['errors']} errors")
@@ -103,6 +113,7 @@ def http(args: argparse.Namespace) -> dict:
                         cpu = f"{res['cpu_us']:6.1f} µs CPU/req" if pid else ""
                         print(f"  round {r + 1} c={c:<3} {name:7} p50 {res['p50_us']:5d} µs  p99 {res['p99_us']:6d} µs  "
                               f"{res['rps']:8.0f} req/s  {cpu}", flush=True)
+            did_what_it_says(lc_port, counted, runs)
         finally:
             for child in reversed(children):
                 child.stop()
@@ -131,6 +142,25 @@ def http(args: argparse.Namespace) -> dict:
               f"miss {row['miss']['added_p50_us']:.0f} µs; hit/nginx {row['ratios']['hit_vs_nginx_added_p50']:.2f}×, "
               f"hit/miss {row['ratios']['hit_vs_miss_added_p50']:.2f}× (CPU {row['ratios']['hit_vs_miss_cpu']:.2f}×)")
     return out
+
+
+def cache_counts(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/chains", timeout=10) as r:
+        return json.load(r)["chains"][0]["cache"]
+
+
+def did_what_it_says(port: int, before: dict, runs: dict[tuple[str, int], list[dict]]) -> None:
+    """Livechain's own counts over the measured rounds: the hit side was answered from the cache and the miss
+    side was not."""
+    after = cache_counts(port)
+    cache = {k: after[k] - before[k] for k in ("hits", "misses")}
+    sent = {side: sum(x["requests"] for (name, _), xs in runs.items() if name == side for x in xs) for side in ("hit", "miss")}
+    require(cache["hits"] >= sent["hit"], f"{cache['hits']} hits for {sent['hit']} requests of the hit side")
+    require(cache["misses"] >= sent["miss"], f"{cache['misses']} misses for {sent['miss']} requests of the miss side")
+    in_flight = 50 * sum(len(xs) for xs in runs.values())  # what wrk had in flight when a run ended is not counted
+    require(cache["hits"] <= sent["hit"] + in_flight, f"{cache['hits']} hits: the miss side was answered from the cache")
+    print(f"livechain counted {cache['hits']} hits, {cache['misses']} misses (the measured sides sent {sent['hit']} "
+          f"and {sent['miss']})", flush=True)
 
 
 class _State:

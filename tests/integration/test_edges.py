@@ -203,3 +203,25 @@ async def test_a_subscription_is_not_a_request(edge):
         assert reply["result"].startswith("0x")
     else:
         assert reply["error"]["code"] == -32601 and "/ws/rpc/dev" in reply["error"]["message"]
+
+
+@pytest.mark.parametrize("kind", list(EDGES))
+async def test_a_cached_answer_is_the_same_on_every_edge_and_costs_no_provider_request(kind, start_livechain, proxies):
+    """With the cache on, the second identical read (a final block: `finality_depth: 0`) is answered by the
+    cache whichever edge asks, with that request's own id, and no provider sees it."""
+    lc = await start_livechain(config_text(dev_chain(proxies, cache="{enabled: true}", finality_depth=0, **FAST)))
+    chain = lc.chain()
+    assert await wait_for(lambda: all(p.chain_id_ok and p.head is not None for p in chain.pool.providers))
+    made = EDGES[kind](lc)
+    if isinstance(made, WsEdge):
+        await made.open()
+    try:
+        first = await made.call("eth_getBalance", ["0x" + "ab" * 20, "0x0"], rid=1)
+        second = await made.call("eth_getBalance", ["0x" + "AB" * 20, "0x00"], rid=2)  # the same question
+    finally:
+        await made.close()
+    assert first == {"jsonrpc": "2.0", "id": 1, "result": "0x0"} and second == {**first, "id": 2}
+    assert chain.cache_counts.totals().get("hit") == 1
+    chain.store.fold()
+    attempts = sum(m.get("eth_getBalance", {}).get("count", 0) for m in chain.store.rpc().values())
+    assert attempts == 1
