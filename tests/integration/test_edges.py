@@ -225,3 +225,35 @@ async def test_a_cached_answer_is_the_same_on_every_edge_and_costs_no_provider_r
     chain.store.fold()
     attempts = sum(m.get("eth_getBalance", {}).get("count", 0) for m in chain.store.rpc().values())
     assert attempts == 1
+
+
+async def test_pipelined_http_requests_are_answered_in_order_when_a_cache_hit_follows_a_slow_request(
+    start_livechain, proxies
+):
+    """A hit is written at once only when nothing of its connection is pending: behind a slow request (every
+    provider 300 ms away) on the same connection, it waits its turn — HTTP/1.1 answers in request order."""
+    lc = await start_livechain(config_text(dev_chain(proxies, cache="{enabled: true}", finality_depth=0, **FAST)))
+    chain = lc.chain()
+    assert await wait_for(lambda: all(p.chain_id_ok and p.head is not None for p in chain.pool.providers))
+    hit = {"jsonrpc": "2.0", "id": 2, "method": "eth_getBalance", "params": [ZERO, "0x0"]}
+    assert (await lc.rpc("eth_getBalance", [ZERO, "0x0"]))["result"] == "0x0"  # now cached
+    for proxy in proxies:
+        proxy.set(Fault(latency_ms=300))
+    slow = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": ["0x" + "cd" * 20, "latest"]}
+    reader, writer = await asyncio.open_connection("127.0.0.1", lc.app.port)
+    try:
+        wire = b""
+        for message in (slow, hit, {**slow, "id": 3, "params": ["0x" + "ef" * 20, "latest"]}):
+            body = orjson.dumps(message)
+            wire += b"POST /rpc/dev HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        writer.write(wire)  # three requests in one write: pipelined
+        ids, caches = [], []
+        for _ in range(3):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line)
+            length = int(fields.get("content-length") or fields["Content-Length"])
+            ids.append(orjson.loads(await reader.readexactly(length))["id"])
+            caches.append(fields.get("x-livechain-cache"))
+    finally:
+        writer.close()
+    assert ids == [1, 2, 3] and caches == ["miss", "hit", "miss"]

@@ -156,6 +156,19 @@ class Chain:
         client's `Cache-Control: no-cache` (not answered from the cache; the cache is refreshed)."""
         return self.pipeline.run(Call(request, route or self.default_route, client, fresh))
 
+    def begin(
+        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False
+    ) -> tuple[Call, Answer | None]:
+        """`call` in two steps, for an edge that can write an answer at once: the stages before the forwarder,
+        synchronously — (the call, its answer) when one of them answered it (a cache hit, a refusal raises),
+        else (the call, None) and `finish(call)` takes it on."""
+        call = Call(request, route or self.default_route, client, fresh)
+        return call, self.pipeline.begin(call)
+
+    def finish(self, call: Call) -> Awaitable[Answer]:
+        """The rest of a call `begin` left unanswered: the forwarder and the stages after it."""
+        return self.pipeline.finish(call)
+
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
         return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer)

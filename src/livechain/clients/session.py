@@ -23,10 +23,10 @@ from typing import Any
 
 from livechain.chains.chain import Chain, Subscription
 from livechain.clients.access import Client
-from livechain.clients.exchange import answer_batch, answer_one, refusal
+from livechain.clients.exchange import answer_batch, refusal
 from livechain.errors import InternalError, InvalidParams, LimitExceeded, LivechainError
 from livechain.jsonrpc.messages import Invalid, Request, error_body, parse_body, result_response
-from livechain.pipeline import Route
+from livechain.pipeline import Call, Route
 
 log = logging.getLogger("livechain.clients")
 
@@ -87,15 +87,31 @@ class RpcSession:
         if len(self._tasks) >= MAX_INFLIGHT:
             self._send(refusal(parsed, LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection")))
             return
-        self._spawn(self._single(parsed) if type(parsed) is Request else self._batch(parsed))  # type: ignore[arg-type]
+        if type(parsed) is not Request:
+            self._spawn(self._batch(parsed))  # type: ignore[arg-type]
+            return
+        try:  # the stages before the forwarder at once: a cache hit or a refusal needs no task
+            call, answer = self.chain.begin(parsed, self.route, self._who, self.fresh)
+        except LivechainError as exc:
+            answer, body = None, error_body(exc, parsed.reply_id)
+        else:
+            if answer is None:
+                self._spawn(self._finish(call, parsed))
+                return
+            body = answer.body
+        if not parsed.notification:
+            self._send(body)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}/request")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _single(self, request: Request) -> None:
-        body, _, _, _ = await answer_one(self.chain, request, self.route, self._who, self.fresh)
+    async def _finish(self, call: Call, request: Request) -> None:
+        try:
+            body = (await self.chain.finish(call)).body
+        except LivechainError as exc:
+            body = error_body(exc, request.reply_id)
         if not request.notification:
             self._send(body)
 

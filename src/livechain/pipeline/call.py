@@ -30,7 +30,7 @@ class Call:
     (the chain's head and reorg counters when the call started). Stages that know some providers cannot
     answer it narrow where it goes: `accept` (only providers it is true of) and `prefer` (those first)."""
 
-    __slots__ = ("accept", "client", "epoch", "fresh", "key", "prefer", "ref", "request", "route")
+    __slots__ = ("accept", "client", "epoch", "fresh", "key", "plan", "prefer", "ref", "request", "route")
 
     def __init__(self, request: Request, route: Route, client: str | None = None, fresh: bool = False) -> None:
         self.request = request
@@ -42,6 +42,7 @@ class Call:
         self.epoch: Any = None
         self.accept: Callable[[Provider], bool] | None = None
         self.prefer: Callable[[Provider], bool] | None = None
+        self.plan: Any = None  # the pipeline's compiled hooks for this method (Pipeline.begin)
 
     @property
     def method(self) -> str:

@@ -64,7 +64,16 @@ class Pipeline:
         return plan
 
     async def run(self, call: Call) -> Answer:
-        plan = self._plans.get(call.request.method) or self._plan(call.request.method)
+        """`begin`, then `finish` unless it answered."""
+        answer = self.begin(call)
+        if answer is not None:
+            return answer
+        return await self.finish(call)
+
+    def begin(self, call: Call) -> Answer | None:
+        """The `before` hooks, synchronously: the answer when a stage gave one (a cache hit: the edge can write
+        it at once, with no task), else None and the call goes on with `finish`. Raises what `run` raises."""
+        plan = call.plan = self._plans.get(call.request.method) or self._plan(call.request.method)
         try:
             for position, before in plan.befores:
                 answer = before(call)
@@ -72,11 +81,25 @@ class Pipeline:
                     for after, at in zip(plan.afters, plan.after_positions, strict=True):
                         if at < position:
                             answer = after(call, answer)
-                    break
-            else:
-                answer = await plan.forward(call)
-                for after in plan.afters:
-                    answer = after(call, answer)
+                    self._record.ok(True)
+                    return answer
+        except LivechainError as exc:
+            self._record.failed(call, exc)
+            raise
+        except Exception:
+            log.exception("unexpected error in the request pipeline", extra={"method": call.request.method})
+            self._record.failed(call, None)
+            raise InternalError() from None
+        return None
+
+    async def finish(self, call: Call) -> Answer:
+        """The forwarder (inside the `around` hooks) and the `after` hooks, for a call `begin` left unanswered
+        (`begin` noted the method's plan on it)."""
+        plan = call.plan
+        try:
+            answer = await plan.forward(call)
+            for after in plan.afters:
+                answer = after(call, answer)
         except LivechainError as exc:
             self._record.failed(call, exc)
             raise

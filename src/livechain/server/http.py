@@ -9,7 +9,10 @@ upgrade hand-off.
 
 Requests are handed to `Dispatcher.dispatch(request)` (async). A connection's requests are answered one
 after another by one task owned by the connection; losing the connection cancels that task, which is how a
-client going away cancels its attempt upstream.
+client going away cancels its attempt upstream. A dispatcher may also have `answer_now(request)`: a request
+that arrives while nothing of the connection's is pending is offered to it first, from the parser's callback,
+and what it answers at once (a cache hit, a refusal) is written there — no task, no loop iteration; what it
+cannot finish comes back as a function whose awaitable the worker task awaits.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,8 +57,13 @@ MAX_PIPELINE = 32  # parsed-but-unanswered requests per connection before readin
 _TIMER_SLACK = 0.001  # loops may fire a timer up to ~1 ms early (uvloop rounds to ms)
 
 
+Later = Callable[[], Awaitable[Response]]
+
+
 class Dispatcher(Protocol):
     async def dispatch(self, request: Request) -> Response: ...
+
+    # optional: def answer_now(self, request: Request) -> Response | Later | None — see the module docstring
 
     def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
         """Take over the connection for a WebSocket; None = refuse (the edge answers 400/404)."""
@@ -105,7 +114,8 @@ class HttpConnection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self._queue: deque[Request] = deque()
+        self._queue: deque[tuple[Request, Later | None]] = deque()  # with the rest of an answer begun at once
+        self._answer_now: Callable[[Request], Response | Later | None] | None = getattr(dispatcher, "answer_now", None)
         self._worker: asyncio.Task | None = None
         # The worker task lives as long as the connection: between requests it waits on `_idle_waiter`
         # (a Task per request costs its creation plus asyncio's all-tasks WeakSet add/remove).
@@ -309,7 +319,22 @@ class HttpConnection(asyncio.Protocol):
             self._pending_upgrade = request  # handed off in _upgrade(), right after this callback
             return
         queue = self._queue
-        queue.append(request)
+        later = None
+        if self._answer_now is not None and not queue and not self._busy and self._can_write.is_set():
+            try:
+                now = self._answer_now(request)
+            except Exception:
+                log.exception("unhandled error while answering a request", extra={"path": request.path})
+                now = error_response(ServerError())
+            if type(now) is Response:  # answered: written here, in order (nothing of this connection is pending)
+                self._write(now, request)
+                if now.close or not request.keep_alive or not self._tracker.accepting:
+                    self._close()
+                else:
+                    self._arm(self._limits.idle_timeout)
+                return
+            later = now
+        queue.append((request, later))
         if len(queue) >= MAX_PIPELINE and not self._paused_reading and self.transport is not None:
             self._paused_reading = True
             self.transport.pause_reading()
@@ -347,12 +372,12 @@ class HttpConnection(asyncio.Protocol):
                 waiter = self._idle_waiter = loop.create_future()  # type: ignore[union-attr]
                 await waiter
                 continue
-            request = queue.popleft()
+            request, later = queue.popleft()
             if self._paused_reading and len(queue) < MAX_PIPELINE // 2 and self.transport is not None:
                 self._paused_reading = False
                 self.transport.resume_reading()
             try:
-                response = await dispatcher.dispatch(request)
+                response = await (later() if later is not None else dispatcher.dispatch(request))
             except Exception:
                 log.exception("unhandled error while answering a request", extra={"path": request.path})
                 response = error_response(ServerError())

@@ -23,7 +23,7 @@ from livechain.server.live import LiveHub
 from livechain.server.messages import Request, Response, error_response, json_response
 from livechain.server.plugins import Plugin
 from livechain.server.prometheus import MetricsEndpoint
-from livechain.server.rpc import RpcEndpoint, rpc_route
+from livechain.server.rpc import Later, RpcEndpoint, rpc_route
 from livechain.server.static import StaticFiles
 from livechain.server.ws import WsEndpoint
 
@@ -66,7 +66,11 @@ class Routes:
         if method == "OPTIONS":
             response = Response(204)
         elif path.startswith("/rpc/"):
-            response = await self._rpc(request) if method == "POST" else self._not_allowed("POST")
+            if method == "POST":
+                now = self._rpc(request)
+                response = now if type(now) is Response else await now()  # type: ignore[operator]
+            else:
+                response = self._not_allowed("POST")
         elif path == "/dashboard" or path.startswith("/dashboard/"):
             response = self.static.handle(request)
         elif path == "/api/live":
@@ -86,6 +90,25 @@ class Routes:
         self._cors(request, response)
         return response
 
+    def answer_now(self, request: Request) -> Response | Later | None:
+        """A JSON-RPC POST as far as it goes without waiting (`RpcEndpoint.handle_now`): the response (a cache
+        hit, a refusal), or a function whose awaitable is the rest; None for every other request."""
+        if request.method != "POST" or not request.path.startswith("/rpc/"):
+            return None
+        now = self._rpc(request)
+        if type(now) is Response:
+            self._cors(request, now)
+            return now
+        if "origin" not in request.headers:
+            return now
+
+        async def later() -> Response:
+            response = await now()  # type: ignore[operator]
+            self._cors(request, response)
+            return response
+
+        return later
+
     def upgrade(self, request: Request, transport: asyncio.Transport, rest: bytes) -> asyncio.Protocol | None:
         if not request.path.startswith("/ws/"):
             return None
@@ -93,7 +116,7 @@ class Routes:
 
     # ------------------------------------------------------------------ handlers
 
-    async def _rpc(self, request: Request) -> Response:
+    def _rpc(self, request: Request) -> Response | Later:
         route = rpc_route(request.path[5:].strip("/").split("/"))
         if route is None:
             return error_response(UnknownChain(f"no JSON-RPC route {request.path[:100]}; use /rpc/{{chain}}"))
@@ -107,8 +130,8 @@ class Routes:
             except LivechainError as exc:
                 return error_response(exc)
         fresh = "no-cache" in request.headers.get("cache-control", "")
-        return await self.rpc.handle(chain, request.body, strategy=strategy, provider_id=provider, client=client,
-                                     fresh=fresh)
+        return self.rpc.handle_now(chain, request.body, strategy=strategy, provider_id=provider, client=client,
+                                   fresh=fresh)
 
     async def _plugins(self, request: Request) -> Response | None:
         for plugin in self.plugins:

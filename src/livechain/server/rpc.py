@@ -12,6 +12,9 @@ occurred). `Cache-Control: no-cache` on the request: answered by a provider, and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 from livechain.chains.chain import Chain
 from livechain.chains.registry import ChainRegistry
 from livechain.clients.access import OPEN, Client
@@ -19,6 +22,8 @@ from livechain.clients.exchange import answer_batch, read
 from livechain.config.schema import STRATEGY_NAMES
 from livechain.errors import LivechainError, UnknownChain
 from livechain.jsonrpc.messages import NO_ID, Invalid, Request, error_body, parse_body
+from livechain.jsonrpc.replies import Answer
+from livechain.pipeline import Call, Route
 from livechain.server.messages import Response, error_response
 
 _ATTEMPTS = tuple(str(n) for n in range(16))
@@ -65,6 +70,21 @@ class RpcEndpoint:
         client: Client = OPEN,
         fresh: bool = False,
     ) -> Response:
+        now = self.handle_now(chain_key, body, strategy=strategy, provider_id=provider_id, client=client, fresh=fresh)
+        return now if type(now) is Response else await now()  # type: ignore[operator]
+
+    def handle_now(
+        self,
+        chain_key: str,
+        body: bytes,
+        *,
+        strategy: str | None = None,
+        provider_id: str | None = None,
+        client: Client = OPEN,
+        fresh: bool = False,
+    ) -> Response | Later:
+        """As far as the request goes without waiting: the response when nothing is left to wait for (a cache
+        hit, a refusal, a body that is not JSON-RPC), else a function whose awaitable is the rest."""
         try:
             chain = self.resolve(chain_key)
             if client is OPEN and strategy is None and provider_id is None:  # the common case, inlined
@@ -75,19 +95,42 @@ class RpcEndpoint:
                 parsed = read(body, client)
         except LivechainError as exc:
             return error_response(exc)
-        if type(parsed) is Request:  # the common case: clients.exchange.answer_one, inlined (one coroutine less)
+        if type(parsed) is Request:
             try:
-                answer = await chain.call(parsed, route, who, fresh)
+                call, answer = chain.begin(parsed, route, who, fresh)
             except LivechainError as exc:
-                reply, provider, attempts, cache = error_body(exc, parsed.reply_id), "", getattr(exc, "attempts", 0), "bypass"
-            else:
-                reply, provider, attempts, cache = answer.body, answer.provider, answer.attempts, answer.cache
-            headers = rpc_headers(provider, attempts, cache)
-            if parsed.id is NO_ID:  # a notification
-                return Response(204, headers=headers)
-            return Response(200, reply, headers=headers)
+                return _single(parsed, None, exc)
+            if answer is not None:
+                return _single(parsed, answer, None)
+            return partial(_finish, chain, call, parsed)
         if type(parsed) is Invalid:
             return Response(200, error_body(parsed.error, parsed.id))
-        batch, providers, attempts, cache = await answer_batch(chain, parsed, route, who, fresh=fresh)  # type: ignore[arg-type]
-        headers = rpc_headers(providers, attempts, cache)
-        return Response(204, headers=headers) if batch is None else Response(200, batch, headers=headers)
+        return partial(_batch, chain, parsed, route, who, fresh)
+
+
+Later = Callable[[], Awaitable[Response]]
+
+
+def _single(request: Request, answer: Answer | None, exc: LivechainError | None) -> Response:
+    if exc is not None:
+        reply, provider, attempts, cache = error_body(exc, request.reply_id), "", getattr(exc, "attempts", 0), "bypass"
+    else:
+        reply, provider, attempts, cache = answer.body, answer.provider, answer.attempts, answer.cache  # type: ignore[union-attr]
+    headers = rpc_headers(provider, attempts, cache)
+    if request.id is NO_ID:  # a notification
+        return Response(204, headers=headers)
+    return Response(200, reply, headers=headers)
+
+
+async def _finish(chain: Chain, call: Call, request: Request) -> Response:
+    try:
+        answer = await chain.finish(call)
+    except LivechainError as exc:
+        return _single(request, None, exc)
+    return _single(request, answer, None)
+
+
+async def _batch(chain: Chain, parsed: list, route: Route, who: str | None, fresh: bool) -> Response:
+    batch, providers, attempts, cache = await answer_batch(chain, parsed, route, who, fresh=fresh)
+    headers = rpc_headers(providers, attempts, cache)
+    return Response(204, headers=headers) if batch is None else Response(200, batch, headers=headers)
