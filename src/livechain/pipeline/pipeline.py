@@ -83,13 +83,8 @@ class Pipeline:
                             answer = after(call, answer)
                     self._record.ok(True)
                     return answer
-        except LivechainError as exc:
-            self._record.failed(call, exc)
-            raise
-        except Exception:
-            log.exception("unexpected error in the request pipeline", extra={"method": call.request.method})
-            self._record.failed(call, None)
-            raise InternalError() from None
+        except Exception as exc:
+            raise self._failed(call, exc) from None
         return None
 
     async def finish(self, call: Call) -> Answer:
@@ -100,12 +95,17 @@ class Pipeline:
             answer = await plan.forward(call)
             for after in plan.afters:
                 answer = after(call, answer)
-        except LivechainError as exc:
-            self._record.failed(call, exc)
-            raise
-        except Exception:
-            log.exception("unexpected error in the request pipeline", extra={"method": call.request.method})
-            self._record.failed(call, None)
-            raise InternalError() from None
+        except Exception as exc:
+            raise self._failed(call, exc) from None
         self._record.ok(True)
         return answer
+
+    def _failed(self, call: Call, exc: Exception) -> LivechainError:
+        """What the client gets for `exc`: a Livechain error as it is, anything else (a bug) logged and
+        InternalError. Recorded either way."""
+        if isinstance(exc, LivechainError):
+            self._record.failed(call, exc)
+            return exc
+        log.error("unexpected error in the request pipeline", extra={"method": call.request.method}, exc_info=exc)
+        self._record.failed(call, None)
+        return InternalError()

@@ -60,19 +60,6 @@ class RpcEndpoint:
             raise UnknownChain(f"unknown chain: {chain_key[:64]}")
         return chain
 
-    async def handle(
-        self,
-        chain_key: str,
-        body: bytes,
-        *,
-        strategy: str | None = None,
-        provider_id: str | None = None,
-        client: Client = OPEN,
-        fresh: bool = False,
-    ) -> Response:
-        now = self.handle_now(chain_key, body, strategy=strategy, provider_id=provider_id, client=client, fresh=fresh)
-        return now if type(now) is Response else await now()  # type: ignore[operator]
-
     def handle_now(
         self,
         chain_key: str,
