@@ -255,6 +255,20 @@ class ProviderUnavailable(ProviderError):
     outcome = Outcome.UNAVAILABLE
 
 
+class AnswerLagging(ProviderError):
+    """The provider answered from behind the chain (a null for a block it has not reached, empty logs above
+    its head, a head below what the client was already given): another provider, at the head, may answer.
+    `reply`: its answer — the client's when no provider does better."""
+
+    outcome = Outcome.LAGGING
+
+
+class AnswerInvalid(ProviderError):
+    """The provider's answer failed an integrity check (`integrity: enforce`): discarded, never the client's."""
+
+    outcome = Outcome.INVALID
+
+
 # ----------------------------------------------------------------------------- routing errors
 
 
@@ -275,6 +289,17 @@ class AllAttemptsFailed(RoutingError):
         )
         self.attempts = attempts
         self.last = last
+
+
+class QuorumFailed(RoutingError):
+    """Asked `size` providers for a quorum and no answer had a majority."""
+
+    def __init__(self, size: int, votes: list[int], failed: int) -> None:
+        super().__init__(
+            f"no quorum: {size} providers asked, the answers split {'/'.join(map(str, votes))}"
+            + (f", {failed} failed" if failed else ""),
+            data={"asked": size, "votes": votes, "failed": failed},
+        )
 
 
 class DeadlineExceeded(RoutingError):

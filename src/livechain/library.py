@@ -248,17 +248,23 @@ class Livechain:
     # ------------------------------------------------------------------ requests
 
     async def request(
-        self, chain: str, method: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, fresh: bool = False
+        self, chain: str, method: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, fresh: bool = False,
+        session: str | None = None,
     ) -> Any:
         """One JSON-RPC request through the chain's pipeline: its result, or raises (module docstring).
-        `fresh`: not from the cache (a provider answers; the cache is refreshed)."""
-        answer = await self.chain(chain).call(request_of(method, [] if params is None else params), fresh=fresh)
-        return result_of(answer)
+        `fresh`: not from the cache (a provider answers; the cache is refreshed). `session`: a name for the
+        caller — requests with the same session never see the chain go backwards (see README)."""
+        request = request_of(method, [] if params is None else params)
+        return result_of(await self.chain(chain).call(request, None, session, fresh))
 
-    async def answer(self, chain: str, method: str, params: Any = None, rid: Any = 1, *, fresh: bool = False) -> Answer:
+    async def answer(
+        self, chain: str, method: str, params: Any = None, rid: Any = 1, *, fresh: bool = False,
+        session: str | None = None,
+    ) -> Answer:
         """Like `request`, but the whole answer: the reply with `rid` as its id, who answered, how many
         attempts, what the cache did. Livechain's own errors still raise."""
-        return await self.chain(chain).call(request_of(method, [] if params is None else params, rid), fresh=fresh)
+        return await self.chain(chain).call(request_of(method, [] if params is None else params, rid), None, session,
+                                            fresh)
 
     async def request_batch(
         self, chain: str, calls: Iterable[tuple[str, Any]]

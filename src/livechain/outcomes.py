@@ -14,6 +14,9 @@ Every attempt ends in exactly one outcome. The outcome carries its handling, so 
     unavailable      no        success   yes     yes          lagging / pruned: lacks the data now
     client_timeout   no        release   no      yes          the client's heavy query timed out
     saturated        no        release   no      yes          Livechain's own connection queue was full
+    lagging          no        success   yes     yes          an answer from behind the chain: a null for a block
+                                                              it has not reached, empty logs above its head
+    invalid          no        failure   yes     yes          an answer that fails an integrity check (enforce)
 
 - breaker: `success` resets the failure count, `failure` counts towards opening, `release` gives the permit
   back with no verdict (neither the provider's fault nor evidence of health).
@@ -49,6 +52,8 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"
     CLIENT_TIMEOUT = "client_timeout"
     SATURATED = "saturated"
+    LAGGING = "lagging"
+    INVALID = "invalid"
 
     # set below, per member (an Enum cannot take them as constructor arguments and stay a StrEnum)
     index: int
@@ -73,6 +78,8 @@ _HANDLING: dict[Outcome, tuple[bool, Verdict, bool]] = {
     Outcome.UNAVAILABLE: (False, Verdict.SUCCESS, True),
     Outcome.CLIENT_TIMEOUT: (False, Verdict.RELEASE, False),
     Outcome.SATURATED: (False, Verdict.RELEASE, False),
+    Outcome.LAGGING: (False, Verdict.SUCCESS, True),
+    Outcome.INVALID: (False, Verdict.FAILURE, True),
 }
 for _i, _outcome in enumerate(Outcome):
     _outcome.index = _i

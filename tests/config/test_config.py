@@ -601,7 +601,8 @@ def _schema_keys(model: type[pydantic.BaseModel], prefix: str = "") -> set[str]:
     nested = {
         "server": "ServerConfig", "ws": "WsServerConfig", "metrics": "MetricsConfig",
         "persistence": "PersistenceConfig", "logging": "LoggingConfig", "breaker": "BreakerConfig",
-        "methods": "MethodPolicy", "cache": "CacheConfig / ChainCacheConfig",
+        "methods": "MethodPolicy", "cache": "CacheConfig / ChainCacheConfig", "integrity": "IntegrityConfig",
+        "sessions": "SessionsConfig",
     }  # fmt: skip
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"

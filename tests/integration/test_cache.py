@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 
 from livechain.devnet import Anvil
+from livechain.library import request_of
 from tests.conftest import chain_yaml, config_text, provider_yaml, wait_for
 from tests.evm_helpers import DEV_ADDRESS, DEV_KEY, deploy_emitter, emit, receipt
 from tests.rpc_proxy import RpcProxy
@@ -278,11 +279,17 @@ async def _lagging_scenario(twins, proxies) -> None:
         async with twins.lagging(1):
             await twins.mine(2)
             assert await wait_for(lambda: chain.provider("p0").head == twins.head and chain.provider("p1").head == twins.head - 2)
-            for _ in range(2):  # p1 (first by priority) answers, two blocks behind: never kept
-                answer = await app.answer("dev", "eth_getBalance", [DEV_ADDRESS, "latest"])
+            # freshness sends reads at latest to p0 (at the head); pinned to p1, two blocks behind: never kept
+            pinned = chain.route(provider="p1")
+            for _ in range(2):
+                answer = await chain.call(request_of("eth_getBalance", [DEV_ADDRESS, "latest"]), pinned)
                 assert answer.provider == "p1" and answer.cache == "miss"
+            assert chain.cache_counts.totals().get("kept", 0) == 0
+            assert (await app.answer("dev", "eth_getBalance", [DEV_ADDRESS, "latest"])).provider == "p0"
+            assert chain.cache_counts.totals()["kept"] == 1  # p0 is at the head: its answer is kept
+            assert (await app.answer("dev", "eth_getBalance", [DEV_ADDRESS, "latest"])).cache == "hit"
         assert await wait_for(lambda: chain.provider("p1").head == twins.head)
-        assert (await app.answer("dev", "eth_getBalance", [DEV_ADDRESS, "latest"])).cache == "miss"
-        assert (await app.answer("dev", "eth_getBalance", [DEV_ADDRESS, "latest"])).cache == "hit"
+        caught_up = await chain.call(request_of("eth_getBalance", [DEV_ADDRESS, "latest"]), pinned, None, True)
+        assert caught_up.provider == "p1" and chain.cache_counts.totals()["kept"] == 2  # caught up: kept
     finally:
         await app.stop()

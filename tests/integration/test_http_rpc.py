@@ -175,7 +175,8 @@ def test_chain_yaml_helpers_render_valid_config():
 
 async def test_block_number_never_goes_backwards_across_providers(start_livechain, anvil):
     """Two providers a few blocks apart (one a fork that stopped), round robin: eth_blockNumber answers
-    never decrease — the lagging provider's answer is raised to the highest one already returned."""
+    never decrease. Freshness sends them to the provider at the head; asked of the lagging one (pinned), its
+    answer is raised to the highest one already returned."""
     from livechain.devnet import Anvil
     from tests.conftest import chain_yaml, provider_yaml
 
@@ -190,7 +191,10 @@ async def test_block_number_never_goes_backwards_across_providers(start_livechai
         answers = [int((await lc.rpc("eth_blockNumber", rid=i))["result"], 16) for i in range(10)]
         assert answers == sorted(answers) and answers[-1] == int(await anvil.rpc("eth_blockNumber"), 16)
         providers_seen = {(await lc.rpc("eth_blockNumber", rid=i))["_provider"] for i in range(4)}
-        assert providers_seen == {"live", "stale"}
+        assert providers_seen == {"live"}
+        pinned = await lc.rpc("eth_blockNumber", path="/rpc/provider/stale/dev")
+        assert pinned["_provider"] == "stale" and int(pinned["result"], 16) == answers[-1]
+        assert int(await stale.rpc("eth_blockNumber"), 16) < answers[-1]
 
 
 async def test_members_beyond_the_spec_are_not_forwarded_and_expect_continue_is_honoured(lc):

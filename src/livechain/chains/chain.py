@@ -29,11 +29,12 @@ from livechain.cache.chain import ChainCache
 from livechain.cache.store import CacheBackend
 from livechain.chains.finality import Finality
 from livechain.clock import SYSTEM_CLOCK, Clock
-from livechain.config.schema import ChainConfig, MetricsConfig
+from livechain.config.schema import CONSENSUS_DEFAULTS, ChainConfig, MetricsConfig
 from livechain.errors import LimitExceeded, MethodNotFound, NoRoute, ProviderError, UnknownChain
 from livechain.events import EventBus
 from livechain.evm.events import hex_number
 from livechain.evm.fixes import Floor
+from livechain.evm.integrity import check as verify_answer
 from livechain.evm.methods import MethodPolicy
 from livechain.failsafe import Supervisor, TaskSet
 from livechain.jsonrpc.messages import Request
@@ -44,16 +45,19 @@ from livechain.metrics.traffic import Traffic
 from livechain.pipeline import Call, Pipeline, Route, Stage
 from livechain.pipeline.cache import Cache, CacheCounts
 from livechain.pipeline.coalesce import Coalesce
+from livechain.pipeline.consensus import Consensus
+from livechain.pipeline.consistency import Consistency
 from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
 from livechain.pipeline.limits import LogsRange
 from livechain.pipeline.logs import LogsSplit
 from livechain.pipeline.policy import Policy
 from livechain.pipeline.record import Record
+from livechain.pipeline.sessions import SessionFloor, Sessions
 from livechain.pipeline.state import StateDepth
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
-from livechain.routing.forwarder import Forwarder
+from livechain.routing.forwarder import Enough, Forwarder
 from livechain.routing.strategies import Strategy, make_strategies
 from livechain.subscriptions.feeds import Sink
 from livechain.subscriptions.manager import Subscription, SubscriptionManager
@@ -108,6 +112,7 @@ class Chain:
         self.cache = ChainCache(self.name, cache_store, self, clock.monotonic) if cache_store is not None else None
         self._coalesce = Coalesce(self.cache_counts.count)
         self._record = Record(self.name, self.traffic)
+        self.sessions = Sessions(config.sessions.max, config.sessions.idle, clock.monotonic)
         self._adopt(config)
 
     def _adopt(self, config: ChainConfig) -> None:
@@ -125,7 +130,22 @@ class Chain:
             stages.append(Cache(self.cache, config.cache.methods, self.cache_counts))
         if config.coalesce:
             stages.append(self._coalesce)
-        stages += [LogsSplit(self), StateDepth(self)]
+        consensus = {m: mode for m, mode in {**CONSENSUS_DEFAULTS, **config.consensus}.items() if mode is not False}
+        integrity = config.integrity
+        self.sessions.configure(config.sessions.max, config.sessions.idle)
+        sessions = self.sessions if config.sessions.enabled else None
+        stages += [
+            LogsSplit(self),
+            StateDepth(self),
+            Consistency(
+                self, sessions, first_non_null=frozenset(m for m, mode in consensus.items() if mode == "first_non_null"),
+                verify=None if integrity.mode == "off" else verify_answer, enforce=integrity.mode == "enforce",
+                quarantine=integrity.quarantine,
+            ),
+            Consensus(consensus, self),
+        ]
+        if sessions is not None:  # before the cache: answers from the cache count for what a client was given
+            stages.insert(2, SessionFloor(sessions, self, stages[-2].methods))
         self.pipeline = Pipeline(stages, self._forward, self._record)
         self.config = config
         self._routes = {name: Route(strategy) for name, strategy in self.strategies.items()}
@@ -171,7 +191,13 @@ class Chain:
 
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
-        return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer)
+        return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer, call.check)
+
+    def together(self, call: Call, count: int | None, enough: Enough) -> Awaitable[tuple[list, list, int]]:
+        """`call` on several providers at once (the consensus stage): `Forwarder.together`."""
+        route = call.route
+        return self.forwarder.together(call.request, route.strategy, count, enough, call.accept, call.prefer,
+                                       call.check)
 
     def route(self, strategy: str | None = None, provider: str | None = None) -> Route:
         """The route of `/rpc/{strategy}/{chain}` (None: the chain's strategy) or `/rpc/provider/{id}/{chain}`."""
@@ -267,6 +293,12 @@ class Chain:
     def provider_head(self, provider: str) -> int | None:
         found = self.pool.by_id.get(provider)
         return found.head if found is not None else None
+
+    def head_lead(self) -> int:
+        return self.config.max_head_lead
+
+    def heads_known(self) -> int:
+        return sum(1 for p in self.pool.providers if p.head is not None)
 
     # ------------------------------------------------------------------ what stages ask about providers
 

@@ -190,6 +190,8 @@ class ProviderSample:
     head: int | None
     lag: int | None
     ws_connected: bool | None  # None: no ws_url
+    integrity_failures: dict[str, int]  # method → answers that failed an integrity check
+    disagreements: dict[str, int]  # method → quorum votes lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,7 @@ class Samples:
     providers: list[ProviderSample]
     clients: dict[str, int]  # subscription kind → client subscriptions
     cache: dict[str, dict[str, int]]  # method → {hit, miss, coalesced, bypass, kept: count}
+    head_delay: list[tuple[str, str, float | None, float | None]]  # provider, event, p50 ms, p90 ms (wins as 0)
 
 
 def samples(chain: Chain) -> Samples:
@@ -232,9 +235,13 @@ def samples(chain: Chain) -> Samples:
                 p.head,
                 (best - p.head) if best is not None and p.head is not None else None,
                 chain.subscriptions.ws_connected(p.id),
+                dict(p.integrity_failures),
+                dict(p.disagreements),
             )
             for p in chain.pool.providers
         ],
         clients=chain.subscriptions.clients_by_kind(),
         cache={method: dict(counts) for method, counts in chain.cache_counts.by_method.items()},
+        head_delay=[(p, e, r.get("delay_p50_ms"), r.get("delay_p90_ms"))
+                    for p, events in store.races().items() for e, r in events.items()],
     )

@@ -16,6 +16,7 @@ The connection gives the session `send(bytes)`, calls `receive(bytes)` per messa
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -36,6 +37,9 @@ _NOTE_MID = b'","result":'
 _NOTE_TAIL = b"}}"
 
 
+_CONNECTIONS = itertools.count(1)  # numbers the connections that are their own session
+
+
 class RpcSession:
     #: the session's own methods (`clients.exchange.Local`)
     methods = frozenset({"eth_subscribe", "eth_unsubscribe"})
@@ -50,13 +54,17 @@ class RpcSession:
         max_subscriptions: int,
         name: str,
         fresh: bool = False,
+        session: str | None = None,
     ) -> None:
-        """`fresh`: the connection asked `Cache-Control: no-cache` (every request answered by a provider)."""
+        """`fresh`: the connection asked `Cache-Control: no-cache` (every request answered by a provider).
+        `session`: an X-Livechain-Session value shared with other connections; without one, the connection is
+        its own session (the consistency stages never serve it a block below one it was given)."""
         self.chain = chain
         self.fresh = fresh
         self.route = route
         self.client = client
-        self._who = client.identity
+        identity = client.identity or ""
+        self._who = f"{identity}/{session[:128]}" if session else f"{identity}#{next(_CONNECTIONS)}"
         self._send = send
         self.max_subscriptions = max_subscriptions
         self.name = name

@@ -320,6 +320,42 @@ class ChainCacheConfig(_Model):
     )
 
 
+class Quorum(_Model):
+    """Ask `quorum` providers at once; the answer most of them give wins (a majority, or the client gets an
+    error saying they disagree); the outvoted ones are recorded."""
+
+    quorum: Annotated[int, BeforeValidator(_not_bool), Field(ge=2, le=16)]
+
+
+class Highest(_Model):
+    """Ask `highest` providers at once; the highest quantity wins (nonces, block numbers)."""
+
+    highest: Annotated[int, BeforeValidator(_not_bool), Field(ge=2, le=16)]
+
+
+#: how several providers answer one method: broadcast (every healthy one at once, the first success answers;
+#: eth_sendRawTransaction), highest (3 at once, or {highest: N}), first_non_null (one after another until one
+#: answers non-null), {quorum: K}; false removes a default
+Consensus = Literal["broadcast", "highest", "first_non_null"] | Quorum | Highest | Literal[False]
+CONSENSUS_DEFAULTS = {"eth_getTransactionCount": "highest"}
+
+
+class IntegrityConfig(_Model):
+    #: off | observe (a failed check is logged, counted, shown; the answer flows) | enforce (the answer is
+    #: discarded, the request fails over, the provider is quarantined for `quarantine`)
+    mode: Literal["off", "observe", "enforce"] = "observe"
+    quarantine: Duration = 30.0
+
+
+class SessionsConfig(_Model):
+    """Per-client consistency: a client (an API key, a WebSocket connection, an X-Livechain-Session value) is
+    never served a block below the highest it was already given."""
+
+    enabled: bool = True
+    max: PositiveInt = 10_000  # sessions remembered per chain (the least recently active forgotten first)
+    idle: Duration = 600.0  # a session inactive this long is forgotten
+
+
 class CacheConfig(_Model):
     """The response cache of this process (every chain shares its bytes)."""
 
@@ -348,6 +384,11 @@ class ChainConfig(_Model):
     cache: ChainCacheConfig = Field(default_factory=ChainCacheConfig)
     #: identical requests in flight at the same time share one upstream attempt
     coalesce: bool = True
+    #: a provider's head further than this above every other provider's is not believed (see README)
+    max_head_lead: PositiveInt = 64
+    consensus: Annotated[dict[Text, Consensus], AfterValidator(FrozenDict)] = Field(default_factory=FrozenDict)
+    integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]
 
     _name: str = PrivateAttr(default="")

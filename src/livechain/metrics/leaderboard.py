@@ -61,6 +61,8 @@ def rank(
             "races": r["total"],
             "wins": r["wins"],
             "missed": r["missed"],
+            "delay_p50_ms": r.get("delay_p50_ms"),
+            "delay_p90_ms": r.get("delay_p90_ms"),
         }
     factors = race_factors(scores, totals)
     rows = []

@@ -246,7 +246,9 @@ class BenchmarkStore:
         return out
 
     def races(self, provider: str | None = None, *, window: bool = False) -> dict[str, dict[str, dict]]:
-        """{provider: {event type: {total, wins, win_rate, avg_margin_ms, missed}}} (retention period by default)."""
+        """{provider: {event type: {total, wins, win_rate, avg_margin_ms, missed, delay_p50_ms, delay_p90_ms}}}
+        (counts of the retention period by default; the delay behind the first arrival, wins as 0, always of the
+        "now" window)."""
         self.fold()
         now = self._clock.wall()
         out: dict[str, dict[str, dict]] = {}
@@ -259,6 +261,7 @@ class BenchmarkStore:
             if (provider is None or p == provider) and event_type not in out.get(p, {}):
                 out.setdefault(p, {})[event_type] = {
                     "total": 0, "wins": 0, "win_rate": None, "avg_margin_ms": 0.0, "missed": missed,
+                    "delay_p50_ms": None, "delay_p90_ms": None,
                 }
         return out
 

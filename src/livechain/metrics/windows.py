@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 
-from livechain.metrics.sketch import BUCKETS, bucket_of, merge_into, new_histogram, quantiles
+from livechain.metrics.sketch import BUCKETS, MIN_MS, bucket_of, merge_into, new_histogram, quantiles
 from livechain.outcomes import BY_INDEX, Outcome
 
 #: column names of the outcome counters, in `Outcome.index` order (persisted in snapshots)
@@ -130,13 +130,17 @@ class Windowed:
 
     def add_race(self, ts: float, win: bool, margin_ms: float) -> None:
         self.last_ts = ts
-        for ring in (self.now, self.total):
-            slot = ring.slot_at(ts)
+        now_slot = self.now.slot_at(ts)
+        for slot in (now_slot, self.total.slot_at(ts)):
             slot.outcomes[0] += 1
             if win:
                 slot.wins += 1
             else:
                 slot.margin_sum += margin_ms
+        # the delay behind the first arrival, a win counting 0: its quantiles are the provider's head delay
+        if now_slot.hist is None:
+            now_slot.hist = new_histogram()
+        now_slot.hist[0 if win else bucket_of(margin_ms)] += 1
 
     def expire(self, now: float) -> bool:
         """Drop aged slots; True when nothing is left (the key can be forgotten)."""
@@ -179,9 +183,18 @@ class Windowed:
         wins = sum(s.wins for s in slots)
         losses = total - wins
         margin = sum(s.margin_sum for s in slots)
-        return {
+        summary = {
             "total": total,
             "wins": wins,
             "win_rate": round(wins / total, 4) if total else None,
             "avg_margin_ms": round(margin / losses, 3) if losses else 0.0,
         }
+        # the head delay (wins as 0): from the "now" window's histograms whichever period the counts are of
+        hist = array("I", bytes(4 * BUCKETS))
+        for slot in self.now.live(now) if not window else slots:
+            if slot.hist is not None:
+                merge_into(hist, slot.hist)
+        p50, p90 = quantiles(hist, (0.5, 0.9))
+        summary["delay_p50_ms"] = 0.0 if p50 is not None and p50 <= MIN_MS * 1.1 else p50
+        summary["delay_p90_ms"] = 0.0 if p90 is not None and p90 <= MIN_MS * 1.1 else p90
+        return summary

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from livechain.cache.chain import ChainCache
 from livechain.config.schema import CachedMethod
 from livechain.evm.errors import deterministic_error
-from livechain.evm.requests import HEAD_REF, SHAPES, Described, describe, plain_key
+from livechain.evm.requests import HEAD_REF, SHAPES, plain_key
 from livechain.jsonrpc.messages import dumps
 from livechain.jsonrpc.replies import Answer
 from livechain.pipeline.stage import Stage
@@ -65,17 +65,17 @@ class Cache(Stage):
     def before(self, call: Call) -> Answer | None:
         request = call.request
         method = request.method
-        described = describe(method, request.params)
-        if described is None and method in self._added:
-            key = plain_key(method, request.params)
-            described = Described(key, HEAD_REF) if key is not None else None
-        if described is None:
+        if call.read() is None and method in self._added:
+            call.key = plain_key(method, request.params)
+            call.ref = HEAD_REF if call.key is not None else None
+        key = call.key
+        if key is None or call.ref is None:
             self._counts.count(method, "bypass")
             return None
-        call.key, call.ref, call.epoch = described.key, described.ref, self._cache.epoch()
+        call.epoch = self._cache.epoch()
         if call.fresh:
             return None
-        entry = self._cache.lookup(described.key)
+        entry = self._cache.lookup(key)
         if entry is None:
             return None
         self._counts.count(method, "hit")

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from livechain.evm.requests import Ref, describe
 from livechain.jsonrpc.messages import Request
-from livechain.providers.provider import Provider
+from livechain.providers.provider import Check, Provider
 from livechain.routing.strategies import Strategy
 
 
@@ -23,14 +24,19 @@ class Route:
 class Call:
     """One client request on its way through a chain's pipeline.
 
-    `client` names who sent it (an API key's name, else the client's address; None in-process) for stages
-    that keep per-client state; `fresh` is the client's `Cache-Control: no-cache` (answer from a provider, and
-    refresh the cache with it). The cache stage notes what it learned for the stages after it: `key` (the
-    normalized request, also what coalescing shares by), `ref` (the block the request is about) and `epoch`
-    (the chain's head and reorg counters when the call started). Stages that know some providers cannot
-    answer it narrow where it goes: `accept` (only providers it is true of) and `prefer` (those first)."""
+    `client` names the client for stages that keep per-client state (the consistency stage's sessions): an
+    X-Livechain-Session value, a WebSocket connection, an API key's name or the client's address; None when
+    nothing names it. `fresh` is the client's `Cache-Control: no-cache` (answer from a provider, and refresh
+    the cache with it). `read()` gives what the request is about — `key` (the normalized request, also what
+    coalescing shares by) and `ref` (the block it is about) — worked out once, for every stage that asks;
+    the cache stage adds `epoch` (the chain's head and reorg counters when the call started). Stages that
+    know some providers cannot answer it narrow where it goes: `accept` (only providers it is true of) and
+    `prefer` (those first; `narrow` adds a condition); `check` judges each provider's answer before it is
+    taken (a lagging or invalid one fails over); `need` is the block the answering provider must have
+    reached."""
 
-    __slots__ = ("accept", "client", "epoch", "fresh", "key", "plan", "prefer", "ref", "request", "route")
+    __slots__ = ("accept", "check", "client", "epoch", "fresh", "key", "need", "plan", "prefer", "read_done", "ref",
+                 "request", "route")
 
     def __init__(self, request: Request, route: Route, client: str | None = None, fresh: bool = False) -> None:
         self.request = request
@@ -42,7 +48,24 @@ class Call:
         self.epoch: Any = None
         self.accept: Callable[[Provider], bool] | None = None
         self.prefer: Callable[[Provider], bool] | None = None
+        self.check: Check | None = None
+        self.need: int | None = None
+        self.read_done = False
         self.plan: Any = None  # the pipeline's compiled hooks for this method (Pipeline.begin)
+
+    def read(self) -> Ref | None:
+        """The block the request is about (and its `key`), None when its params cannot be read."""
+        if not self.read_done:
+            self.read_done = True
+            described = describe(self.request.method, self.request.params)
+            if described is not None:
+                self.key, self.ref = described.key, described.ref
+        return self.ref
+
+    def narrow(self, prefer: Callable[[Provider], bool]) -> None:
+        """Prefer providers `prefer` is true of, as well as those an earlier stage preferred."""
+        earlier = self.prefer
+        self.prefer = prefer if earlier is None else (lambda p: earlier(p) and prefer(p))
 
     @property
     def method(self) -> str:

@@ -37,4 +37,4 @@ class StateDepth(Stage):
         request = call.request
         _, age = state_block(request.method, request.params, self._view.best_head())
         if age != 0:
-            call.prefer = self._view.state_preference(age)
+            call.narrow(self._view.state_preference(age))

@@ -80,18 +80,39 @@ class ProviderPool:
 
     # ------------------------------------------------------------------ heads
 
-    def observe_head(self, provider: Provider, number: int) -> None:
-        if provider.head != number:
-            self.version += 1  # lag changed
-        provider.observe_head(number)
-        if provider.chain_id_ok is not False and (self.best_head is None or number > self.best_head):
-            self.best_head = number
-            if self._on_best_head is not None:
-                self._on_best_head(number)
+    def observe_head(self, provider: Provider, number: int, since: float | None = None) -> None:
+        """A head `provider` reported (`since`: when the poll that got it was sent; None for a pushed head)."""
+        if not provider.observe_head(number, since):
+            return
+        self.version += 1  # lag changed
+        before = self.best_head
+        self._recompute_best()
+        best = self.best_head
+        if best is not None and (before is None or best > before) and self._on_best_head is not None:
+            self._on_best_head(best)
 
     def _recompute_best(self) -> None:
-        heads = [p.head for p in self.providers if p.head is not None and p.chain_id_ok is not False]
-        self.best_head = max(heads) if heads else None
+        """The best head is the highest *trusted* head: one that another provider confirms within
+        `max_head_lead` blocks (a lone provider, or one alone with a head, is trusted). A provider reporting a
+        head far ahead of every other — bogus, or on another fork — raises neither the best head nor, through
+        it, the lag of the honest ones; once another provider comes within reach it is trusted."""
+        heads = sorted((p.head for p in self.providers if p.head is not None and p.chain_id_ok is not False),
+                       reverse=True)
+        if len(heads) < 2:
+            self.best_head = heads[0] if heads else None
+            return
+        lead = self.config.max_head_lead
+        for i, head in enumerate(heads):
+            # the next lower head is the closest other one (an equal head at i+1 confirms it outright)
+            if i + 1 < len(heads) and heads[i + 1] >= head - lead:
+                self.best_head = head
+                return
+        self.best_head = heads[-1]  # no two heads within reach of each other: the lowest (the least claim)
+
+    def untrusted(self, provider: Provider) -> bool:
+        """Its head is above the best head by more than `max_head_lead`: not believed."""
+        best = self.best_head
+        return best is not None and provider.head is not None and provider.head > best + self.config.max_head_lead
 
     def set_chain_id_ok(self, provider: Provider, ok: bool, got: int | None = None) -> None:
         if provider.chain_id_ok == ok:

@@ -40,6 +40,9 @@ from livechain.transport.http import HttpPool, HttpResponse
 DEFAULT_COOLDOWN = 1.0  # seconds a 429 without Retry-After keeps a provider aside
 MAX_COOLDOWN = 60.0
 
+#: (the reply, the provider) → a ProviderError when the answer must not be the client's, else None
+Check = Callable[[Reply, "Provider"], ProviderError | None]
+
 
 def retry_after_seconds(value: str | None) -> float | None:
     if not value:
@@ -96,6 +99,11 @@ class Provider:
         self.breaker_history: list[dict[str, Any]] = []  # newest last, bounded
         self.retired = False
         self.on_change = on_change
+        #: answers that failed an integrity check, by method; the last reason (never a URL)
+        self.integrity_failures: dict[str, int] = {}
+        self.last_integrity_failure: dict[str, Any] | None = None
+        #: quorum votes it lost, by method
+        self.disagreements: dict[str, int] = {}
 
     def _make_breaker(self, transport: str, cfg: BreakerConfig) -> CircuitBreaker:
         return CircuitBreaker(
@@ -158,9 +166,11 @@ class Provider:
 
     # ------------------------------------------------------------------ one attempt
 
-    async def attempt(self, body: bytes, method: str, timeout: float) -> Reply:
+    async def attempt(self, body: bytes, method: str, timeout: float, check: Check | None = None) -> Reply:
         """Send `body`, classify the outcome. Returns the provider's JSON-RPC reply (result or its own
-        error, which the client gets verbatim); raises a ProviderError subclass otherwise."""
+        error, which the client gets verbatim); raises a ProviderError subclass otherwise. `check(reply,
+        provider)`: a ProviderError for an answer that must not be the client's (lagging, failing an
+        integrity check), recorded with its outcome like any other failure."""
         permit = self.breaker.acquire()
         if permit == DENIED:
             raise ProviderError(f"{self.id}: circuit open", provider=self.id)
@@ -171,6 +181,10 @@ class Provider:
             try:
                 response = await self.http.post(body, timeout=timeout)
                 reply = self._classify(response, method)
+                if check is not None:
+                    rejected = check(reply, self)
+                    if rejected is not None:
+                        raise rejected
             except ProviderError as exc:
                 outcome = exc.outcome
                 if outcome is Outcome.TIMEOUT and method in EXPENSIVE:
@@ -236,6 +250,24 @@ class Provider:
         if age is not None:
             self.capabilities.refused_old_state(age)
 
+    def failed_check(self, method: str, reason: str, quarantine: float | None) -> None:
+        """An answer of it failed an integrity check: counted, logged; `quarantine` seconds aside (enforce)."""
+        failures = self.integrity_failures
+        failures[method] = failures.get(method, 0) + 1
+        self.last_integrity_failure = {"ts": round(self._clock.wall(), 3), "method": method, "reason": reason}
+        log.warning("integrity check failed: %s", reason,
+                    extra={"chain": self.chain, "provider": self.id, "method": method})
+        self._events.publish("integrity", chain=self.chain, provider=self.id, method=method, reason=reason,
+                             enforced=quarantine is not None)
+        if quarantine is not None:
+            self.cooldown_until = max(self.cooldown_until, self._clock.monotonic() + quarantine)
+            if self.on_change is not None:
+                self.on_change()
+
+    def disagreed(self, method: str) -> None:
+        """It was outvoted in a quorum."""
+        self.disagreements[method] = self.disagreements.get(method, 0) + 1
+
     def _cool_down(self, retry_after: float | None) -> None:
         seconds = min(MAX_COOLDOWN, retry_after if retry_after is not None else DEFAULT_COOLDOWN)
         self.cooldown_until = max(self.cooldown_until, self._clock.monotonic() + seconds)
@@ -251,10 +283,19 @@ class Provider:
 
     # ------------------------------------------------------------------ state from health checks and heads
 
-    def observe_head(self, number: int) -> None:
-        if self.head is None or number >= self.head:
+    def observe_head(self, number: int, since: float | None = None) -> bool:
+        """A head this provider reported; True when its head changed. A higher one always replaces it. A lower
+        one (a resync, a reorg onto a shorter chain, a bogus head corrected) replaces it only from a poll sent
+        after the current head arrived (`since`: when the poll was sent), so a slow reply never undoes a newer
+        head and a head that was wrong is re-learned."""
+        head = self.head
+        if head is None or number > head or (number < head and since is not None and since >= self.head_at):
             self.head = number
             self.head_at = self._clock.monotonic()
+            return True
+        if number == head:
+            self.head_at = self._clock.monotonic()
+        return False
 
     async def close(self) -> None:
         self.retired = True
@@ -280,6 +321,8 @@ class Provider:
             "inflight": self.inflight,
             "ws": ws,
             "capabilities": self.capabilities.snapshot(),
+            "integrity": {"failures": dict(self.integrity_failures), "last": self.last_integrity_failure},
+            "disagreements": dict(self.disagreements),
             "breaker_history": list(self.breaker_history),
             "last_errors": list(self.last_errors[-5:]),
         }

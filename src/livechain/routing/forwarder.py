@@ -23,12 +23,14 @@ from livechain.events import EventBus
 from livechain.jsonrpc.messages import Request
 from livechain.jsonrpc.replies import Answer, Reply
 from livechain.providers.pool import ProviderPool
-from livechain.providers.provider import Provider
+from livechain.providers.provider import Check, Provider
 from livechain.routing.selection import eligible
 from livechain.routing.strategies import Strategy
 
 WIRE_ID = 1
 Accept = Callable[[Provider], bool]
+#: (the replies so far, with who gave them) → True when no more are needed
+Enough = Callable[[list[tuple[Provider, Reply]]], bool]
 
 
 class Forwarder:
@@ -40,7 +42,7 @@ class Forwarder:
 
     def plan(
         self, method: str, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
-        prefer: Accept | None = None,
+        prefer: Accept | None = None, limit: int | None = None,
     ) -> list[Provider]:
         """The providers to try, in order. `accept`: only those (a request some providers must never get, e.g.
         a range over their limit); `prefer`: those first — when none of them is eligible, the others (what a
@@ -52,12 +54,13 @@ class Forwarder:
             order = [p for p in order if accept(p)]
         if prefer is not None:
             order = [p for p in order if prefer(p)] or order
-        return order[: self.pool.config.max_attempts]
+        return order[: limit if limit is not None else self.pool.config.max_attempts]
 
     async def forward(
         self, request: Request, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
-        prefer: Accept | None = None,
+        prefer: Accept | None = None, check: Check | None = None,
     ) -> Answer:
+        """`check`: judges each answer before it is taken (`Provider.attempt`); a rejected one fails over."""
         cfg = self.pool.config
         clock = self._clock
         deadline = clock.monotonic() + cfg.deadline
@@ -69,7 +72,7 @@ class Forwarder:
             )
         body = request.upstream_body(WIRE_ID if request.needs_wire_id else None)
         if cfg.hedge_after is not None and pinned is None and len(plan) > 1:
-            return await self._hedged(request, body, plan, deadline, cfg.hedge_after)
+            return await self._hedged(request, body, plan, deadline, cfg.hedge_after, check)
         last: ProviderError | None = None
         answered: ProviderError | None = None  # the last failure that came with the provider's own reply
         attempts = 0
@@ -79,7 +82,7 @@ class Forwarder:
                 raise DeadlineExceeded(attempts, cfg.deadline)
             attempts += 1
             try:
-                reply = await provider.attempt(body, method, min(cfg.attempt_timeout, remaining))
+                reply = await provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check)
             except ProviderError as exc:
                 last = exc
                 if isinstance(exc.reply, Reply):
@@ -107,7 +110,8 @@ class Forwarder:
         raise AllAttemptsFailed(attempts, last)
 
     async def _hedged(
-        self, request: Request, body: bytes, plan: list[Provider], deadline: float, hedge_after: float
+        self, request: Request, body: bytes, plan: list[Provider], deadline: float, hedge_after: float,
+        check: Check | None,
     ) -> Answer:
         """Like the sequential path, but when the running attempt has not answered within `hedge_after`, the
         next provider is started too; the first usable answer wins. The attempts it beat keep running to their
@@ -131,7 +135,7 @@ class Forwarder:
                 return False
             attempts += 1
             task = loop.create_task(
-                provider.attempt(body, method, min(cfg.attempt_timeout, remaining)),
+                provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check),
                 name=f"{self.pool.chain}/attempt/{provider.id}",
             )
             running[task] = provider
@@ -171,6 +175,60 @@ class Forwarder:
             for task in running:  # the client went away, or the deadline passed: nobody wants these
                 task.cancel()
         return self._failed(request, answered, last, attempts, deadline)
+
+    async def together(
+        self, request: Request, strategy: Strategy, count: int | None, enough: Enough, accept: Accept | None = None,
+        prefer: Accept | None = None, check: Check | None = None,
+    ) -> tuple[list[tuple[Provider, Reply]], list[ProviderError], int]:
+        """One attempt on each of several providers at once: the first `count` in the strategy's order (None:
+        every eligible one), within the deadline. Returns (the replies so far with who gave them, the failures,
+        how many attempts were made) as soon as `enough(replies)` holds, or when every attempt has ended. The
+        attempts still running then run on to their own end (they are recorded; a broadcast transaction
+        still reaches those providers); when the caller is cancelled they are cancelled."""
+        cfg = self.pool.config
+        clock = self._clock
+        deadline = clock.monotonic() + cfg.deadline
+        method = request.method
+        plan = self.plan(method, strategy, None, accept, prefer, limit=count if count is not None else len(self.pool.providers))
+        if not plan:
+            raise NoProviderAvailable(
+                f"no provider available for {method} on {self.pool.chain} (all circuits open or excluded)"
+            )
+        body = request.upstream_body(WIRE_ID if request.needs_wire_id else None)
+        loop = asyncio.get_running_loop()
+        timeout = min(cfg.attempt_timeout, cfg.deadline)
+        running = {
+            loop.create_task(p.attempt(body, method, timeout, check), name=f"{self.pool.chain}/attempt/{p.id}"): p
+            for p in plan
+        }
+        replies: list[tuple[Provider, Reply]] = []
+        failures: list[ProviderError] = []
+        finished = False
+        try:
+            while running:
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    provider = running.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        replies.append((provider, task.result()))
+                    elif isinstance(exc, ProviderError):
+                        failures.append(exc)
+                    else:
+                        raise exc
+                if enough(replies):
+                    break
+            finished = True
+        finally:
+            if finished:
+                self._let_finish(running)
+            else:
+                for task in running:
+                    task.cancel()
+        return replies, failures, len(plan)
 
     def _let_finish(self, running: dict[asyncio.Task, Provider]) -> None:
         """Attempts that lost a hedge run to their own end (bounded by attempt_timeout), so a provider that

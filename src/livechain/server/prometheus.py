@@ -65,6 +65,17 @@ class LivechainCollector:
             "livechain_cache_requests", "Requests by what the cache did (hit, miss, coalesced, bypass) and answers kept",
             labels=["region", "chain", "method", "result"],
         )
+        delay = GaugeMetricFamily(
+            "livechain_race_delay_ms", "How far behind the first arrival the provider delivers events, wins as 0 "
+            "(quantiles over the rolling window)", labels=["region", "chain", "provider", "event", "quantile"],
+        )
+        integrity = CounterMetricFamily(
+            "livechain_integrity_failures", "Provider answers that failed an integrity check",
+            labels=["region", "chain", "provider", "method"],
+        )
+        disagreements = CounterMetricFamily(
+            "livechain_quorum_disagreements", "Quorum votes a provider lost", labels=["region", "chain", "provider", "method"],
+        )
         for chain in self.registry:
             s = views.samples(chain)
             name = s.chain
@@ -78,6 +89,10 @@ class LivechainCollector:
                 margin.add_metric([region, name, provider, event], margin_sum)
             for provider, event, n in s.missed:
                 missed.add_metric([region, name, provider, event], n)
+            for provider, event, p50, p90 in s.head_delay:
+                for quantile, value in (("0.5", p50), ("0.9", p90)):
+                    if value is not None:
+                        delay.add_metric([region, name, provider, event, quantile], value)
             for kind, n in s.clients.items():
                 feeds.add_metric([region, name, kind], n)
             for method, counts in s.cache.items():
@@ -92,13 +107,18 @@ class LivechainCollector:
                     head.add_metric([region, name, p.id], p.head)
                 if p.lag is not None:
                     lag.add_metric([region, name, p.id], p.lag)
+                for method, n in p.integrity_failures.items():
+                    integrity.add_metric([region, name, p.id, method], n)
+                for method, n in p.disagreements.items():
+                    disagreements.add_metric([region, name, p.id, method], n)
         restart = CounterMetricFamily("livechain_task_restarts", "Supervised task restarts", labels=["region", "task"])
         for task, n in list(self.restarts.items()):
             restart.add_metric([region, task], n)
         events = CounterMetricFamily("livechain_events", "Events published", labels=["region", "kind"])
         for kind, n in list(self.events.counts.items()):
             events.add_metric([region, kind], n)
-        yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, cache, restart, events)
+        yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, delay, integrity,
+                    disagreements, cache, restart, events)
         if self.cache is not None:
             store = self.cache
             yield _gauge("livechain_cache_bytes", "Bytes held by the response cache", region, store.bytes)

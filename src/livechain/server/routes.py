@@ -27,7 +27,7 @@ from livechain.server.rpc import Later, RpcEndpoint, rpc_route
 from livechain.server.static import StaticFiles
 from livechain.server.ws import WsEndpoint
 
-CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key, cache-control"
+CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key, cache-control, x-livechain-session"
 _INDEX = {"name": "livechain", "rpc": "/rpc/{chain}", "ws": "/ws/rpc/{chain}", "api": "/api/chains",
           "health": "/api/health", "metrics": "/metrics", "dashboard": "/dashboard"}
 
@@ -129,9 +129,10 @@ class Routes:
                 client = access.admit(path_key or request.headers.get("x-api-key"), request.peer, request.headers)
             except LivechainError as exc:
                 return error_response(exc)
-        fresh = "no-cache" in request.headers.get("cache-control", "")
+        headers = request.headers
+        fresh = "no-cache" in headers.get("cache-control", "")
         return self.rpc.handle_now(chain, request.body, strategy=strategy, provider_id=provider, client=client,
-                                   fresh=fresh)
+                                   fresh=fresh, session=headers.get("x-livechain-session"))
 
     async def _plugins(self, request: Request) -> Response | None:
         for plugin in self.plugins:

@@ -27,6 +27,7 @@ from livechain.pipeline import Call, Route
 from livechain.server.messages import Response, error_response
 
 _ATTEMPTS = tuple(str(n) for n in range(16))
+MAX_SESSION = 128  # characters of an X-Livechain-Session value that name the session
 
 
 def rpc_headers(provider: str, attempts: int, cache: str) -> list[tuple[str, str]]:
@@ -69,9 +70,11 @@ class RpcEndpoint:
         provider_id: str | None = None,
         client: Client = OPEN,
         fresh: bool = False,
+        session: str | None = None,
     ) -> Response | Later:
         """As far as the request goes without waiting: the response when nothing is left to wait for (a cache
-        hit, a refusal, a body that is not JSON-RPC), else a function whose awaitable is the rest."""
+        hit, a refusal, a body that is not JSON-RPC), else a function whose awaitable is the rest. `session`:
+        the X-Livechain-Session header — the client the consistency stages key by (scoped by its API key)."""
         try:
             chain = self.resolve(chain_key)
             if client is OPEN and strategy is None and provider_id is None:  # the common case, inlined
@@ -82,6 +85,8 @@ class RpcEndpoint:
                 parsed = read(body, client)
         except LivechainError as exc:
             return error_response(exc)
+        if session:
+            who = f"{who or ''}/{session[:MAX_SESSION]}"
         if type(parsed) is Request:
             try:
                 call, answer = chain.begin(parsed, route, who, fresh)
