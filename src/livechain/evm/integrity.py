@@ -95,36 +95,8 @@ def _fixed(value: object, size: int) -> bytes:
     return raw
 
 
-def _quantity(value: object) -> bytes:
-    """A 0x-hex quantity as big-endian minimal bytes (0 → b""); at most 256 bits."""
-    if type(value) is not str or len(value) < 3 or value[:2] != "0x":
-        raise _Malformed
-    digits = value[2:].lstrip("0")
-    if len(digits) > 64:
-        raise _Malformed
-    if len(digits) & 1:
-        digits = "0" + digits
-    raw = bytes.fromhex(digits)
-    if 2 * len(raw) != len(digits):
-        raise _Malformed
-    return raw
-
-
-def _bytes(value: object) -> bytes:
-    if type(value) is not str or value[:2] != "0x":
-        raise _Malformed
-    raw = bytes.fromhex(value[2:])
-    if 2 * len(raw) != len(value) - 2:
-        raise _Malformed
-    return raw
-
-
-def _field(value: object, kind: int) -> bytes:
-    if kind > 0:
-        return _fixed(value, kind)
-    if kind == _QUANTITY:
-        return _quantity(value)
-    return _bytes(value)
+#: the header in RLP order: (JSON name, byte size or _QUANTITY / _BYTES, a legacy field)
+_HEADER = tuple((name, kind, True) for name, kind in _LEGACY) + tuple((name, kind, False) for name, kind in _FORKS)
 
 
 def header_hash(block: dict) -> str | None:
@@ -139,23 +111,40 @@ def header_hash(block: dict) -> str | None:
     20-byte miner, 256-byte logsBloom, 8-byte nonce, a quantity of at most 256 bits)."""
     if type(block) is not dict:
         raise _Malformed
-    fields = []
+    fields: list[bytes] = []
     append = fields.append
     get = block.get
-    for name, kind in _LEGACY:
-        value = get(name)
-        if value is None:
-            return None
-        append(_field(value, kind))
+    fromhex = bytes.fromhex
     absent = False
-    for name, kind in _FORKS:
+    for name, kind, legacy in _HEADER:  # per field: a few length checks and one bytes.fromhex
         value = get(name)
         if value is None:
+            if legacy:
+                return None
             absent = True
-        elif absent:
-            return None
+            continue
+        if absent:
+            return None  # a later fork's field without an earlier one's
+        if type(value) is not str or value[:2] != "0x":
+            raise _Malformed
+        if kind > 0:  # fixed size; fromhex skips whitespace, hence both lengths
+            raw = fromhex(value[2:])  # ValueError on a non-hex digit
+            if len(raw) != kind or len(value) != 2 + 2 * kind:
+                raise _Malformed
+        elif kind == _QUANTITY:  # big-endian minimal bytes, 0 → b""; at most 256 bits
+            digits = value[2:].lstrip("0")
+            if len(value) < 3 or len(digits) > 64:
+                raise _Malformed
+            if len(digits) & 1:
+                digits = "0" + digits
+            raw = fromhex(digits)
+            if 2 * len(raw) != len(digits):
+                raise _Malformed
         else:
-            append(_field(value, kind))
+            raw = fromhex(value[2:])
+            if 2 * len(raw) != len(value) - 2:
+                raise _Malformed
+        append(raw)
     for name in _NOT_ENCODED:
         if get(name) is not None:
             return None
