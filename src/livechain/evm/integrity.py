@@ -27,14 +27,19 @@ block with hashes does not carry its transactions; with full objects it would ta
 transaction type, chain-specific ones included, into a Merkle-Patricia trie: not cheap, and not correct
 for every chain), nor a transaction's hash against its signed encoding.
 
-The header rule holds where a block hash is keccak256(rlp(header)) in Ethereum's layout (Ethereum and its
-testnets, and the geth-derived chains: OP stack, Arbitrum, Polygon PoS, BNB Chain, ...). A chain that
-hashes its blocks otherwise (extra header fields, another hash) would fail it on every block: the caller
+The header rule holds where a block hash is keccak256(rlp(header)) in Ethereum's layout: verified here on
+Ethereum mainnet blocks of every era and on anvil; geth-derived chains that keep that header (OP stack,
+Polygon PoS, BNB Chain, Arbitrum, ...) are expected to pass it but were not tested. A chain that hashes its
+blocks otherwise (extra header fields, another hash function) would fail it on every block: the caller
 decides per chain whether block answers are checked.
 
 Strictness: what a provider answers must be well-formed hex of its kind (else "malformed ..."); what the
 client asked is read leniently (a tag, or a parameter that is no number or hash, is simply not compared).
 Reasons name hashes and numbers only, never a URL or provider text.
+
+Cost (bench/integrity.py): about 30 µs per block header (pyrlp's encoder about half of it, keccak a
+quarter), a fraction of a µs per log or receipt. Importing the module loads pyrlp and eth-utils once
+(roughly 0.05-0.1 s after the rest of Livechain is imported).
 """
 
 from __future__ import annotations
