@@ -44,6 +44,7 @@ SUITE = {
     "logs_split": (["--json", "logs_split"], ["--json", "logs_split", "--blocks", "20000", "--rounds", "2"]),
     "race": ([], ["--rounds", "3"]),
     "selection": ([], ["--rounds", "3"]),
+    "integrity": ([], ["--rounds", "3", "--calls", "500"]),
     "memory": ([], []),
     "failover": ([], ["--steady", "500"]),
     "workers": (["--rounds", "3"], ["--rounds", "2", "--seconds", "3"]),
@@ -194,6 +195,16 @@ def render() -> str:
         worst = max(row["median_us"] for name, row in sel.items() if name.startswith("plan"))
         goals.append(f"| selection ≤ 10 µs (10 providers) | {worst:.1f} µs (slowest strategy, median) | "
                      f"{_verdict(worst <= 10)} |")
+
+    integ = load("integrity")
+    if integ:
+        out.append(f"### Answer integrity (`bench/integrity.py`, {integ['_mtime']}, `integrity.check` per answer)\n")
+        out.append("| call | µs (median) | µs (min) |")
+        out.append("|---|---|---|")
+        for name, row in integ.items():
+            if not name.startswith("_"):
+                out.append(f"| {name.strip()} | {row['median_us']:.1f} | {row['min_us']:.1f} |")
+        out.append("")
 
     mem = load("memory")
     if mem:
