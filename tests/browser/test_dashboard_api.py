@@ -340,6 +340,20 @@ async def test_fault_changes_need_the_admin_token_and_take_effect_on_the_proxy(l
     assert "127.0.0.1" not in orjson.dumps(listing).decode()  # proxies by name only, never an address
 
 
+async def test_a_lie_fault_is_set_through_the_dashboard_api_and_its_event_says_which_lie(livechain, proxies):
+    """The dashboard's "Lie" choice (mode lie, a lie kind, the error share) reaches the proxy; the fault
+    event carries the lie so the feed can say which; a bad lie kind is a 400 naming the field."""
+    body = {"mode": "lie", "lie": "stale_head", "probability": 0.5}
+    status, state = await request(livechain, "PUT", "/api/faults/dev/p2", body, TOKEN)
+    assert status == 200 and state["injected"] is True and state["fault"]["lie"] == "stale_head"
+    assert proxies[2].fault == Fault(mode="lie", lie="stale_head", probability=0.5)
+    event = [e for e in livechain.app.events.recent() if e["kind"] == "fault"][-1]
+    assert (event["mode"], event["lie"], event["lie_blocks"]) == ("lie", "stale_head", 1000)
+    status, reply = await request(livechain, "PUT", "/api/faults/dev/p2", {"mode": "lie", "lie": "fib"}, TOKEN)
+    assert status == 400 and "lie must be one of" in reply["error"]
+    assert proxies[2].fault.lie == "stale_head"
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [

@@ -163,8 +163,9 @@ class Controls:
             elif request.method == "PUT":
                 fault = _parse_fault(request.body)
                 proxy.set(fault)
+                lie = {"lie": fault.lie, "lie_blocks": fault.lie_blocks} if fault.mode == "lie" else {}
                 events.publish("fault", chain=chain, provider=provider, action="set", mode=fault.mode,
-                               latency_ms=fault.latency_ms, status=fault.status, probability=fault.probability)
+                               latency_ms=fault.latency_ms, status=fault.status, probability=fault.probability, **lie)
         except FaultError as exc:
             raise BadHttpRequest(str(exc)) from None
         except OSError as exc:

@@ -8,7 +8,7 @@ above its high-water mark). EOF is passed on as a half-close; once both directio
 either side closes or resets, both sockets close (a provider reset becomes a client reset).
 
 States: ``pipe`` (forwarding bytes; the upstream may still be connecting), ``inject`` (an
-`HttpInjector` answers requests, see http_inject.py), ``reset_on_data`` (RST at the first client byte),
+`HttpInjector` answers, forwards or lies about requests, see http_inject.py), ``reset_on_data`` (RST at the first client byte),
 ``frozen`` (blackhole: read and discard both ways, never answer, never close) and ``closed``.
 ``stalled`` is a flag on pipe/inject: client bytes still go upstream, nothing comes back.
 
@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from livechain.faults.delay import DelayLine
-from livechain.faults.faults import HTTP_MODES, Fault
+from livechain.faults.faults import REQUEST_MODES, Fault
 from livechain.faults.http_inject import HttpInjector, looks_like_plain_http
 
 __all__ = ["CLOSE", "EOF", "RESET", "Connection", "ConnectionOwner", "Counters", "rst_abort"]
@@ -37,12 +38,16 @@ _LINGER_RST = struct.pack("ii", 1, 0)
 
 
 class Counters:
-    """Traffic counters of one proxy, written by its connections (`FaultProxy.stats` reports them)."""
+    """Traffic counters of one proxy, written by its connections (`FaultProxy.stats` reports them).
 
-    __slots__ = ("bytes_down", "bytes_up", "connections_total", "faults_applied")
+    `lies` counts the JSON-RPC replies mode `lie` changed, per lie kind (a batch counts each item).
+    """
+
+    __slots__ = ("bytes_down", "bytes_up", "connections_total", "faults_applied", "lies")
 
     def __init__(self) -> None:
         self.connections_total = self.bytes_up = self.bytes_down = self.faults_applied = 0
+        self.lies: Counter[str] = Counter()
 
 
 class ConnectionOwner(Protocol):
@@ -67,7 +72,8 @@ class ConnectionOwner(Protocol):
         """The current fault's mode drawn for one connection ("none" when the draw spares it)."""
 
     def fault_for_request(self) -> Fault | None:
-        """The current fault if it is an HTTP mode and the per-request draw hits, else None (forward)."""
+        """The current fault if it is decided per request (an HTTP mode or `lie`) and the per-request
+        draw hits, else None (forward untouched)."""
 
     def delay_s(self) -> float:
         """One draw of the provider→client delay of the current fault, in seconds."""
@@ -158,7 +164,7 @@ class Connection(asyncio.Protocol):
             self.state = "reset_on_data"
         elif mode in ("blackhole", "silent"):
             self.state = "frozen"
-        elif mode in HTTP_MODES:
+        elif mode in REQUEST_MODES:
             self.state = "inject"
             self.injector = HttpInjector(self)
         else:
@@ -383,7 +389,7 @@ class Connection(asyncio.Protocol):
             # (plain HTTP, non-pipelining clients) at the next bytes of a keep-alive connection
             fresh = self.is_http is None and not self.sniff
             sniffed_http = self.is_http is True or fresh
-            self.pending_inject = mode in HTTP_MODES and self.state == "pipe" and sniffed_http
+            self.pending_inject = mode in REQUEST_MODES and self.state == "pipe" and sniffed_http
 
     def _freeze(self) -> None:
         self.state = "frozen"

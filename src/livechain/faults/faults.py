@@ -11,7 +11,17 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["CONNECTION_MODES", "FREEZE_MODES", "HTTP_MODES", "MODES", "Fault", "FaultError"]
+__all__ = [
+    "CONNECTION_MODES",
+    "FREEZE_MODES",
+    "HTTP_MODES",
+    "LIES",
+    "MODES",
+    "REQUEST_MODES",
+    "REWRITE_MODES",
+    "Fault",
+    "FaultError",
+]
 
 #: Every mode a fault can have.
 MODES: tuple[str, ...] = (
@@ -24,13 +34,20 @@ MODES: tuple[str, ...] = (
     "stall",
     "http_status",
     "garbage",
+    "lie",
 )
 #: Modes that answer HTTP requests themselves instead of forwarding them.
 HTTP_MODES = frozenset({"http_status", "garbage"})
+#: Modes that forward HTTP requests and rewrite the JSON-RPC answers (see lies.py).
+REWRITE_MODES = frozenset({"lie"})
+#: Modes that need an HTTP-aware connection and are drawn per HTTP request.
+REQUEST_MODES = HTTP_MODES | REWRITE_MODES
+#: What mode `lie` does to the answers (`Fault.lie`); see `livechain.faults` for each.
+LIES: tuple[str, ...] = ("block_hash", "null_receipt", "empty_logs", "stale_head", "future_head")
 #: Modes that freeze connections; leaving them aborts the frozen connections (clients must reconnect).
 FREEZE_MODES = frozenset({"blackhole", "silent", "stall"})
 #: Modes decided once per connection (as opposed to per HTTP request).
-CONNECTION_MODES = frozenset(MODES) - HTTP_MODES - {"none"}
+CONNECTION_MODES = frozenset(MODES) - REQUEST_MODES - {"none"}
 
 
 class FaultError(ValueError):
@@ -54,7 +71,10 @@ class Fault:
     jitter_ms     uniform random ±jitter added to `latency_ms` (the total is never negative)
     status        HTTP status sent by mode `http_status` (100..599)
     retry_after   seconds sent as a `Retry-After` header by the HTTP modes when not None
-    probability   chance that the fault applies, drawn per connection (per request for the HTTP modes)
+    probability   chance that the fault applies, drawn per connection (per request for the HTTP modes
+                  and `lie`)
+    lie           what mode `lie` rewrites: one of `LIES` (ignored by the other modes)
+    lie_blocks    how many blocks the `stale_head` / `future_head` lies move the head (>= 1)
     """
 
     mode: str = "none"
@@ -63,6 +83,8 @@ class Fault:
     status: int = 502
     retry_after: float | None = None
     probability: float = 1.0
+    lie: str = "block_hash"
+    lie_blocks: int = 1000
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, str) or self.mode not in MODES:
@@ -78,6 +100,12 @@ class Fault:
             raise FaultError(f"retry_after must be >= 0 seconds or null, got {self.retry_after!r}")
         if not 0.0 <= _number("probability", self.probability) <= 1.0:
             raise FaultError(f"probability must be between 0 and 1, got {self.probability!r}")
+        if not isinstance(self.lie, str) or self.lie not in LIES:
+            raise FaultError(f"lie must be one of {', '.join(LIES)}; got {self.lie!r}")
+        if isinstance(self.lie_blocks, bool) or not isinstance(self.lie_blocks, int):
+            raise FaultError(f"lie_blocks must be an integer number of blocks, got {self.lie_blocks!r}")
+        if self.lie_blocks < 1:
+            raise FaultError(f"lie_blocks must be >= 1, got {self.lie_blocks}")
 
     @property
     def active(self) -> bool:
@@ -104,6 +132,7 @@ class Fault:
             raise FaultError(
                 f"unknown field(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(known)}"
             )
-        if "mode" in data and not isinstance(data["mode"], str):
-            raise FaultError(f"mode must be a string, got {data['mode']!r}")
+        for name in ("mode", "lie"):
+            if name in data and not isinstance(data[name], str):
+                raise FaultError(f"{name} must be a string, got {data[name]!r}")
         return cls(**data)

@@ -1,13 +1,19 @@
 """HTTP-aware mode of a connection: answer each request with an injected status — or forward it.
 
-Used for the `http_status` and `garbage` faults. Requests are parsed with httptools (keep-alive,
+Used for the `http_status`, `garbage` and `lie` faults. Requests are parsed with httptools (keep-alive,
 pipelining, Content-Length and chunked bodies). For each complete request the proxy's current fault
 decides, with its probability (drawn by the connection's owner, `ConnectionOwner.fault_for_request()`):
 inject (answer here, nothing goes upstream) or forward (the request is re-serialized with a
 Content-Length, sent on the connection's upstream and the parsed response is relayed). Responses leave in
-request order. A WebSocket upgrade that is forwarded as the first request turns the connection into a
-plain byte pipe; a later upgrade that is not injected aborts the connection. HEAD requests and
-read-until-close responses are not supported when forwarding (JSON-RPC uses neither).
+request order, always re-framed with a Content-Length (a chunked provider response is de-chunked).
+A WebSocket upgrade that is forwarded as the first request turns the connection into a plain byte pipe;
+a later upgrade that is not injected aborts the connection. HEAD requests and read-until-close responses
+are not supported when forwarding (JSON-RPC uses neither).
+
+A request on which `lie` is drawn is forwarded with a `LiePlan` (lies.py) when it asks a method the lie
+rewrites; it goes upstream without Accept-Encoding, and its 2xx response body, if not content-encoded, is
+rewritten before it is relayed. The lies told are counted in `Counters.lies`. A WebSocket upgrade is
+forwarded and then piped, never rewritten: lies are HTTP-only.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from livechain.faults.faults import Fault
+from livechain.faults.lies import LiePlan
 
 if TYPE_CHECKING:
     from livechain.faults.connection import Connection
@@ -27,6 +34,7 @@ __all__ = ["HttpInjector", "build_injected", "looks_like_plain_http"]
 
 _METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"TRACE ")
 _DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"expect"})
+_DROP_LYING = _DROP | {b"accept-encoding"}  # a request that may be lied about asks for a plain body
 GARBAGE_BODY = b"<html>oops"
 _BAD_BODY = b'{"error":"fault proxy: bad request"}'
 _BAD_REQUEST = (
@@ -70,17 +78,25 @@ def build_injected(fault: Fault, keep_alive: bool) -> bytes:
     return b"".join(head) + body
 
 
-def _headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(n + b": " + v + b"\r\n" for n, v in headers if n.lower() not in _DROP)
+def _headers(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes] = _DROP) -> bytes:
+    return b"".join(n + b": " + v + b"\r\n" for n, v in headers if n.lower() not in drop)
+
+
+def _encoded(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when a response body carries a Content-Encoding other than identity (it cannot be read)."""
+    return any(n.lower() == b"content-encoding" and v.strip().lower() != b"identity" for n, v in headers)
 
 
 class _Slot:
-    """One response owed to the client, in request order; `data` is None until it is known."""
+    """One response owed to the client, in request order; `data` is None until it is known.
 
-    __slots__ = ("data", "forwarded", "keep")
+    `plan` is the lie to tell about the forwarded request's response (mode `lie`), else None.
+    """
 
-    def __init__(self, data: bytes | None, keep: bool, forwarded: bool) -> None:
-        self.data, self.keep, self.forwarded = data, keep, forwarded
+    __slots__ = ("data", "forwarded", "keep", "plan")
+
+    def __init__(self, data: bytes | None, keep: bool, forwarded: bool, plan: LiePlan | None = None) -> None:
+        self.data, self.keep, self.forwarded, self.plan = data, keep, forwarded, plan
 
 
 class _Message:
@@ -161,12 +177,15 @@ class HttpInjector:
     def _handle(self, msg: _Message, method: bytes, keep: bool, upgrade: bool) -> None:
         owner = self.conn.owner
         fault = owner.fault_for_request()
+        lie: Fault | None = None
+        if fault is not None and fault.mode == "lie":  # forwarded; only the answer is rewritten
+            lie, fault = fault, None
         first, self.raw = self.raw, None
         if fault is not None:
             owner.counters.faults_applied += 1
             keep = keep and not upgrade
             self.slots.append(_Slot(build_injected(fault, keep), keep, False))
-        elif upgrade:
+        elif upgrade:  # a WebSocket is never lied to: it becomes a byte pipe
             self.stopped = True
             if first is not None and not self.slots:
                 self.conn.become_pipe(bytes(first))
@@ -174,16 +193,18 @@ class HttpInjector:
                 self.conn.abort(rst=True)
             return
         else:
-            self.slots.append(_Slot(None, keep, True))
             body = b"".join(msg.body)
+            plan = LiePlan.for_request(lie, body) if lie is not None else None
+            self.slots.append(_Slot(None, keep, True, plan))
             length = (
                 b"Content-Length: %d\r\n" % len(body)
                 if body or method in (b"POST", b"PUT", b"PATCH")
                 else b""
             )
+            headers = _headers(msg.headers, _DROP if plan is None else _DROP_LYING)
             self.conn.write_up(
                 b"%s %s HTTP/1.1\r\n%s%sConnection: keep-alive\r\n\r\n%s"
-                % (method, msg.url, _headers(msg.headers), length, body)
+                % (method, msg.url, headers, length, body)
             )
         if not keep:
             self.stopped = True
@@ -225,6 +246,8 @@ class HttpInjector:
                 return
             reason = msg.reason or _phrase(status)
             body = b"".join(msg.body)
+            if slot.plan is not None and 200 <= status < 300 and not _encoded(msg.headers):
+                body = self._lie(slot.plan, body)
             slot.data = b"HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\nConnection: %s\r\n\r\n%s" % (
                 status,
                 reason,
@@ -237,6 +260,16 @@ class HttpInjector:
                 self.responses = None
                 self.conn.drop_upstream()
         self._flush()
+
+    def _lie(self, plan: LiePlan, body: bytes) -> bytes:
+        """The response body with `plan`'s lie told (counted), or `body` itself when nothing changed."""
+        lied = plan.rewrite(body)
+        if lied is None:
+            return body
+        counters = self.conn.owner.counters
+        counters.faults_applied += 1
+        counters.lies[plan.lie] += lied[1]
+        return lied[0]
 
     def upstream_lost(self) -> None:
         self.responses = None

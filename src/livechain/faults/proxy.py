@@ -17,11 +17,12 @@ import contextlib
 import logging
 import random
 import socket
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
 from livechain.faults.connection import Connection, Counters
-from livechain.faults.faults import HTTP_MODES, Fault
+from livechain.faults.faults import REQUEST_MODES, Fault
 
 __all__ = ["FaultProxy"]
 
@@ -145,9 +146,16 @@ class FaultProxy:
         return len(conns)
 
     @property
+    def lies(self) -> Counter[str]:
+        """Lies told since start, per lie kind (`Fault.lie`): JSON-RPC replies mode `lie` changed, each
+        item of a batch counted. The live counter (read it, don't write it)."""
+        return self.counters.lies
+
+    @property
     def stats(self) -> dict[str, int | bool]:
         """Counters since start: bytes_up = bytes read from clients, bytes_down = bytes delivered to
-        clients, faults_applied = connections/requests/chunks a fault acted on."""
+        clients, faults_applied = connections/requests/chunks a fault acted on (for `lie`: HTTP
+        responses rewritten), lies_told = JSON-RPC replies rewritten (`lies` has them per kind)."""
         c = self.counters
         return {
             "connections_total": c.connections_total,
@@ -155,6 +163,7 @@ class FaultProxy:
             "bytes_up": c.bytes_up,
             "bytes_down": c.bytes_down,
             "faults_applied": c.faults_applied,
+            "lies_told": c.lies.total(),
             "listening": self._listening,
         }
 
@@ -171,7 +180,7 @@ class FaultProxy:
 
     def fault_for_request(self) -> Fault | None:
         fault = self._fault
-        return fault if fault.mode in HTTP_MODES and self._draw(fault.probability) else None
+        return fault if fault.mode in REQUEST_MODES and self._draw(fault.probability) else None
 
     def delay_s(self) -> float:
         return self._fault.delay_s(self._rng.uniform)
@@ -186,8 +195,8 @@ class FaultProxy:
         return probability >= 1.0 or (probability > 0.0 and self._rng.random() < probability)
 
     def _draw_mode(self, fault: Fault) -> str:
-        """The mode one connection gets: HTTP modes draw per request, the others per connection."""
-        if fault.mode in HTTP_MODES or self._draw(fault.probability):
+        """The mode one connection gets: HTTP modes and `lie` draw per request, the others per connection."""
+        if fault.mode in REQUEST_MODES or self._draw(fault.probability):
             return fault.mode
         return "none"
 

@@ -2,7 +2,7 @@
 // with the admin token (or allowed without it in demo mode); state comes back over the live push.
 
 import { $, api, colorOf, fill, fmt, h, token } from "./lib.js";
-import { faultLabel } from "./feed.js";
+import { LIE_LABELS, faultLabel } from "./feed.js";
 
 const DEFAULT_MIX = { eth_blockNumber: 4, eth_getBalance: 2, eth_call: 2, eth_getLogs: 1 };
 
@@ -190,10 +190,10 @@ export class Controls {
     const rows = Object.values(this.faults || {}).filter((f) => f.chain === this.chain);
     panel.hidden = !this.faultsEnabled || !rows.length;
     if (panel.hidden) return;
-    const share = h("select", { "aria-label": "Share of requests answered with the error", onchange: (e) => (this.errorShare = Number(e.target.value)) },
+    const share = h("select", { "aria-label": "Share of requests answered with the error or the lie", onchange: (e) => (this.errorShare = Number(e.target.value)) },
       [1, 0.5, 0.2].map((v) => h("option", { value: v, selected: v === this.errorShare ? true : null }, `${v * 100} % of requests`)));
     fill($("#faults"),
-      h("div.fault-opts.small.muted", "HTTP errors hit ", share),
+      h("div.fault-opts.small.muted", "HTTP errors and lies hit ", share),
       rows.map((f) => this.faultRow(f.chain, f.provider)));
   }
 
@@ -207,6 +207,13 @@ export class Controls {
     const set = (changes) => this.act(() => api(path, { method: "PUT", body: { ...cur, ...changes } }), "#fault-error");
     const btn = (label, title, onclick, cls = "") =>
       h("button.btn.sm" + cls, { type: "button", title: allowed ? title : "Read-only: paste the admin token", disabled: !allowed, onclick, "data-action": label }, label);
+    // "Lie": the provider answers, but rewrites the answer (HTTP only; WebSockets are left alone)
+    const lie = h("select.lie-select", {
+      "aria-label": "Make the provider lie", "data-action": "Lie", disabled: !allowed,
+      title: allowed ? "The provider answers, but lies (HTTP requests only)" : "Read-only: paste the admin token",
+      onchange: (e) => e.target.value && set({ mode: "lie", lie: e.target.value, probability: this.errorShare }),
+    }, h("option", { value: "", selected: true }, "Lie…"),
+      Object.entries(LIE_LABELS).map(([value, label]) => h("option", { value }, label)));
     const injected = f.injected;
     return h("div.fault-row", { "data-provider": provider },
       h("div.fault-name",
@@ -218,6 +225,7 @@ export class Controls {
         btn("429", "Answer HTTP requests with 429 (rate limited)", () => set({ mode: "http_status", status: 429, probability: this.errorShare, retry_after: 5 })),
         btn("Stall", "Requests reach the provider, no reply comes back", () => set({ mode: "stall", probability: 1 })),
         btn("Blackhole", "Accept connections, never answer", () => set({ mode: "blackhole", probability: 1 })),
+        lie,
         btn("Drop", "Abort every live connection (clients reconnect)", () => this.act(() => api(path + "/drop", { method: "POST" }), "#fault-error")),
         btn("Clear", "Back to the provider's normal behaviour", () => this.act(() => api(path, { method: "DELETE" }), "#fault-error"), ".ghost")));
   }

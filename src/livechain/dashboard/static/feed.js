@@ -60,12 +60,31 @@ function describe(e) {
   }
 }
 
+/** What each lie of a `lie` fault does, in words (the keys are `Fault.lie`). */
+export const LIE_LABELS = {
+  block_hash: "wrong block hash",
+  null_receipt: "null receipt",
+  empty_logs: "empty logs",
+  stale_head: "stale head",
+  future_head: "future head",
+};
+
+function lieLabel(f) {
+  const kind = f.lie || "block_hash";
+  const what = LIE_LABELS[kind] || String(kind).replace("_", " ");
+  const blocks = f.lie_blocks != null ? fmt.int(f.lie_blocks) : "1000";
+  if (f.lie === "stale_head") return `lie: ${what} (−${blocks} blocks)`;
+  if (f.lie === "future_head") return `lie: ${what} (+${blocks} blocks)`;
+  return `lie: ${what}`;
+}
+
 export function faultLabel(f) {
   const lat = f.latency_ms ? `+${fmt.int(f.latency_ms)} ms` : "";
   const prob = f.probability != null && f.probability < 1 ? ` ${Math.round(f.probability * 100)} %` : "";
   switch (f.mode) {
     case "none": return lat || "none";
     case "http_status": return `HTTP ${f.status}${prob}` + (lat ? " · " + lat : "");
+    case "lie": return lieLabel(f) + prob + (lat ? " · " + lat : "");
     default: return String(f.mode).replace("_", " ") + prob + (lat ? " · " + lat : "");
   }
 }
