@@ -122,6 +122,12 @@ async def test_leaderboard_methods_history_events_and_overview_api(start_livecha
     fastest = max(board["ranked"], key=lambda r: r["race"]["wins"])
     assert fastest["provider"] == "p1" and fastest["race"]["races"] >= 5 and fastest["race"]["win_rate"] > 0.5
     assert set(fastest["rpc"]) == {"score", "success_rate", "p50_ms", "samples"}
+    # head delay (wins count 0): the provider 60 ms late delivers heads later than the one 30 ms late
+    delay = {r["provider"]: r["race"] for r in board["ranked"]}
+    assert delay["p1"]["delay_p50_ms"] == 0.0 and delay["p2"]["delay_p50_ms"] > delay["p0"]["delay_p50_ms"] > 0
+    assert delay["p2"]["delay_p90_ms"] >= delay["p2"]["delay_p50_ms"]
+    _, _, metrics = await lc.get("/metrics")
+    assert 'livechain_race_delay_ms{chain="dev",event="newHeads",provider="p2",quantile="0.5"' in metrics.decode()
     matrix = await lc.api("/api/chains/31337/methods")
     assert {"eth_getBalance", "eth_blockNumber"} <= set(matrix["methods"])
     cell = next(matrix["cells"][p]["eth_getBalance"] for p in matrix["providers"] if "eth_getBalance" in matrix["cells"][p])

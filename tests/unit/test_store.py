@@ -163,3 +163,16 @@ def test_minute_series_nobody_takes_are_dropped_after_an_hour():
         store.fold()
         store.expire()
     assert len(store.rpc_minutes) <= 61 and len(store.race_minutes) <= 61
+
+
+def test_the_head_delay_counts_wins_as_zero_and_losses_by_their_margin():
+    """p50/p90 of how far behind the first arrival a provider is, wins included as 0 — so a provider that
+    wins 70 % of races has a p50 of 0, whatever it loses by (an average of losses alone would rank it last)."""
+    store = BenchmarkStore("c", clock=ManualClock())
+    for i in range(100):
+        store.record_race("mostly_first", "newHeads", i % 10 < 7, 0.0 if i % 10 < 7 else 50.0)
+        store.record_race("always_second", "newHeads", False, 5.0)
+    races = store.races()
+    first, second = races["mostly_first"]["newHeads"], races["always_second"]["newHeads"]
+    assert first["delay_p50_ms"] == 0.0 and 45 <= first["delay_p90_ms"] <= 55
+    assert 4.5 <= second["delay_p50_ms"] <= 5.5 and first["avg_margin_ms"] > second["avg_margin_ms"]

@@ -22,7 +22,9 @@ that part only, logged, counted and published, and never touches another chain.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from livechain.cache.chain import ChainCache
@@ -45,6 +47,7 @@ from livechain.metrics.traffic import Traffic
 from livechain.pipeline import Call, Pipeline, Route, Stage
 from livechain.pipeline.cache import Cache, CacheCounts
 from livechain.pipeline.coalesce import Coalesce
+from livechain.pipeline.confirm import Confirm
 from livechain.pipeline.consensus import Consensus
 from livechain.pipeline.consistency import Consistency
 from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
@@ -139,11 +142,15 @@ class Chain:
             StateDepth(self),
             Consistency(
                 self, sessions, first_non_null=frozenset(m for m, mode in consensus.items() if mode == "first_non_null"),
-                verify=None if integrity.mode == "off" else verify_answer, enforce=integrity.mode == "enforce",
+                verify=None if integrity.mode == "off" else partial(verify_answer, header=integrity.header_hash),
+                enforce=integrity.mode == "enforce",
                 quarantine=integrity.quarantine,
             ),
             Consensus(consensus, self),
         ]
+        if integrity.mode != "off":
+            stages.insert(-1, Confirm(self, enforce=integrity.mode == "enforce", quarantine=integrity.quarantine,
+                                      per_second=integrity.confirm_per_second, clock=self._clock.monotonic))
         if sessions is not None:  # before the cache: answers from the cache count for what a client was given
             stages.insert(2, SessionFloor(sessions, self, stages[-2].methods))
         self.pipeline = Pipeline(stages, self._forward, self._record)
@@ -192,6 +199,23 @@ class Chain:
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
         return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer, call.check)
+
+    def forward_other(self, call: Call, exclude: str) -> Awaitable[Answer]:
+        """`call` to any provider but `exclude` (the confirm stage: a second opinion on an empty answer)."""
+        accept = call.accept
+        return self.forwarder.forward(
+            call.request, call.route.strategy, None,
+            (lambda p: p.id != exclude) if accept is None else (lambda p: p.id != exclude and accept(p)),
+            call.prefer, call.check,
+        )
+
+    def caught(self, provider: str, method: str, reason: str, quarantine: float | None) -> None:
+        found = self.pool.by_id.get(provider)
+        if found is not None:
+            found.failed_check(method, reason, quarantine)
+
+    def spawn(self, name: str, coro: Any) -> asyncio.Task:
+        return self.tasks.spawn(f"{self.name}/{name}", coro)
 
     def together(self, call: Call, count: int | None, enough: Enough) -> Awaitable[tuple[list, list, int]]:
         """`call` on several providers at once (the consensus stage): `Forwarder.together`."""
@@ -293,6 +317,9 @@ class Chain:
     def provider_head(self, provider: str) -> int | None:
         found = self.pool.by_id.get(provider)
         return found.head if found is not None else None
+
+    def observed(self, provider: Provider, number: int) -> None:
+        self.pool.observe_head(provider, number)
 
     def head_lead(self) -> int:
         return self.config.max_head_lead

@@ -340,11 +340,21 @@ Consensus = Literal["broadcast", "highest", "first_non_null"] | Quorum | Highest
 CONSENSUS_DEFAULTS = {"eth_getTransactionCount": "highest"}
 
 
+def _yaml_off(value: object) -> object:
+    """YAML reads a bare `off` as false: it means "off" here."""
+    return "off" if value is False else value
+
+
 class IntegrityConfig(_Model):
     #: off | observe (a failed check is logged, counted, shown; the answer flows) | enforce (the answer is
     #: discarded, the request fails over, the provider is quarantined for `quarantine`)
-    mode: Literal["off", "observe", "enforce"] = "observe"
+    mode: Annotated[Literal["off", "observe", "enforce"], BeforeValidator(_yaml_off)] = "observe"
     quarantine: Duration = 30.0
+    #: false for a chain whose block hash is not keccak256(rlp(header)) in Ethereum's layout (e.g. zkSync Era)
+    header_hash: bool = True
+    #: empty answers (a null by hash, no logs) confirmed with a second provider, at most this many per second
+    #: in observe (off the request path); in enforce every one, before the client gets it
+    confirm_per_second: Annotated[float, Field(ge=0)] = 2.0
 
 
 class SessionsConfig(_Model):

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("livechain.pipeline")
 
 LATEST = frozenset({"latest", "pending"})
+#: refs that name a block Livechain may not have placed (by hash), or the head: an empty answer from a
+#: provider behind the best head is lag
+_PLACED = frozenset({"hash", "answer", "head", "tag"})
 #: methods whose null result means "not there": from a provider behind the block, that is lag, not an answer
 NULLABLE = frozenset({
     "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getBlockReceipts", "eth_getTransactionByHash",
@@ -72,6 +75,10 @@ class ConsistencyView(Protocol):
 
     def head_lead(self) -> int:
         """How far above the best head a provider's head may be and still be believed (`max_head_lead`)."""
+        ...
+
+    def observed(self, provider: Provider, number: int) -> None:
+        """An answer showed `provider` has reached block `number` (its head, if higher than known)."""
         ...
 
     def heads_known(self) -> int:
@@ -148,27 +155,31 @@ class Consistency(Stage):
         result = reply.result
         need = call.need
         best = self._view.best_head()
-        if need is not None and best is not None and need > best:
-            need = best  # nobody has reached the block asked for: behind means behind the best head
+        # the block the provider must have reached for an empty answer to be the truth: the one asked for (or,
+        # when nobody has reached it, the best head); a block named by a hash Livechain has not placed: the head
+        target = need if need is not None else (best if call.ref is not None and call.ref.kind in _PLACED else None)
+        if target is not None and best is not None and target > best:
+            target = best
         head = provider.head
         if result is None:
             if method in self._first_non_null:
                 return AnswerLagging(f"{provider.id}: null for {method}", provider=provider.id, reply=reply)
-            if method in NULLABLE:
-                target = need if need is not None else best
-                if target is not None and (head is None or head < target):
-                    return AnswerLagging(f"{provider.id}: null for {method}, behind block {target}",
-                                         provider=provider.id, reply=reply)
+            if method in NULLABLE and target is not None and (head is None or head < target):
+                return AnswerLagging(f"{provider.id}: null for {method}, behind block {target}",
+                                     provider=provider.id, reply=reply)
             return None
         if method == "eth_blockNumber":
             return self._judge_head(call, reply, provider)
-        if method == "eth_getLogs" and result == [] and need is not None and (head is None or head < need):
-            return AnswerLagging(f"{provider.id}: no logs, head below block {need}", provider=provider.id, reply=reply)
-        if need is not None and method == "eth_getBlockByNumber" and type(result) is dict:
+        if method == "eth_getLogs" and result == [] and target is not None and (head is None or head < target):
+            return AnswerLagging(f"{provider.id}: no logs, head below block {target}", provider=provider.id,
+                                 reply=reply)
+        if method == "eth_getBlockByNumber" and type(result) is dict and _asked_latest(request.params):
             number = hex_number(result.get("number"))
-            if number is not None and number < need and _asked_latest(request.params):
-                return AnswerLagging(f"{provider.id}: latest block {number} below {need}", provider=provider.id,
-                                     reply=reply)
+            if number is not None:
+                if need is not None and number < need:
+                    return AnswerLagging(f"{provider.id}: latest block {number} below {need}", provider=provider.id,
+                                         reply=reply)
+                self._view.observed(provider, number)
         if self._verify is not None and method in VERIFIED:
             return self._judge_integrity(method, request.params, result, provider)
         return None
@@ -186,6 +197,7 @@ class Consistency(Stage):
         if need is not None and number < need and call.client is not None:
             return AnswerLagging(f"{provider.id}: head {number} below {need}, already given", provider=provider.id,
                                  reply=reply)
+        view.observed(provider, number)
         return None
 
     def _judge_integrity(self, method: str, params: Any, result: Any, provider: Provider) -> ProviderError | None:

@@ -36,10 +36,13 @@ async def check_chain_id(pool: ProviderPool, provider: Provider, timeout: float)
 
 
 async def check_head(pool: ProviderPool, provider: Provider, timeout: float) -> None:
+    """Its head, polled: authoritative (a lower head than known replaces it, unless a newer one arrived
+    while the poll was out)."""
+    sent = pool.clock.monotonic()
     reply = await provider.attempt(BLOCK_NUMBER_BODY, "eth_blockNumber", timeout)
     number = hex_number(reply.result) if reply.error is None else None
     if number is not None:
-        pool.observe_head(provider, number)
+        pool.observe_head(provider, number, since=sent)
 
 
 async def _serves_state_at(provider: Provider, number: int, timeout: float) -> bool | None:

@@ -38,7 +38,7 @@ class ProviderPool:
         self.config = config
         self._store = store
         self._events = events
-        self._clock = clock
+        self.clock = clock
         self.providers: tuple[Provider, ...] = ()
         self.by_id: dict[str, Provider] = {}
         self.best_head: int | None = None
@@ -50,7 +50,7 @@ class ProviderPool:
 
     def _new(self, cfg: ProviderConfig, chain: ChainConfig) -> Provider:
         return Provider(
-            self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self._clock,
+            self.chain, cfg, chain.breaker, store=self._store, events=self._events, clock=self.clock,
             on_change=self.changed,
         )
 

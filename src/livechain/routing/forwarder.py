@@ -44,16 +44,19 @@ class Forwarder:
         self, method: str, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
         prefer: Accept | None = None, limit: int | None = None,
     ) -> list[Provider]:
-        """The providers to try, in order. `accept`: only those (a request some providers must never get, e.g.
-        a range over their limit); `prefer`: those first — when none of them is eligible, the others (what a
-        provider can do may be wrong or out of date: a refusal fails over and teaches)."""
+        """The providers to try, in order (at most `limit`, by default `max_attempts`). `accept`: only those (a
+        request some providers must never get, e.g. a range over their limit); `prefer`: those first, then the
+        others — what Livechain knows of a provider (its head, its state depth) may be out of date, and when
+        the preferred ones fail or lag, another may still answer."""
         if pinned is not None:
             return [pinned]
         order = strategy.order(eligible(self.pool, method, self._clock), method)
         if accept is not None:
             order = [p for p in order if accept(p)]
         if prefer is not None:
-            order = [p for p in order if prefer(p)] or order
+            preferred = [p for p in order if prefer(p)]
+            if len(preferred) < len(order):
+                order = preferred + [p for p in order if not prefer(p)]
         return order[: limit if limit is not None else self.pool.config.max_attempts]
 
     async def forward(

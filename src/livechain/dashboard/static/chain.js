@@ -34,7 +34,8 @@ export function renderLeaderboard(table, chainName, ranked, chain, onProvider) {
       h("td.score", h("div.scorebar", h("i", { style: `width:${Math.max(2, ((r.score || 0) / maxScore) * 100)}%` })),
         h("span.num", fmt.num(r.score, 2))),
       h("td.num", fmt.pct(race.win_rate, 0)),
-      h("td.num.opt", race.races && race.wins < race.races ? fmt.ms(race.avg_margin_ms) : "—"),
+      h("td.num.opt", { title: race.delay_p90_ms != null ? `p90 ${fmt.ms(race.delay_p90_ms)}` : null },
+        race.delay_p50_ms != null ? fmt.ms(race.delay_p50_ms) : "—"),
       h("td.num.opt", fmt.int(race.races)),
       h("td.num.opt", { class: race.missed ? "warn-text" : null }, fmt.int(race.missed)),
       h("td.num", fmt.ms(rpc.p50_ms)),
@@ -45,7 +46,7 @@ export function renderLeaderboard(table, chainName, ranked, chain, onProvider) {
     h("thead", h("tr",
       h("th", "#"), h("th", "Provider"), h("th", { title: "Leaderboard score: what the leaderboard strategy routes by" }, "Score"),
       h("th.num", { title: "Share of newHeads races won" }, "Wins"),
-      h("th.num.opt", { title: "Average margin by which this provider lost" }, "Avg margin"),
+      h("th.num.opt", { title: "Head delay: how far behind the first arrival this provider delivers new heads, median over the window (a win counts 0)" }, "Delay p50"),
       h("th.num.opt", "Races"), h("th.num.opt", { title: "Events this provider never delivered" }, "Missed"),
       h("th.num", { title: "Median JSON-RPC latency" }, "p50"), h("th.num", "Success"))),
     h("tbody", rows));
@@ -83,20 +84,24 @@ export function renderMatrix(table, chainName, data, onProvider) {
   fill(table, head, body);
 }
 
-/** "How far behind the first arrival": average race margin per provider, as bars. */
+/** "How far behind the first arrival": each provider's head delay (wins count 0), p50 bar and p90 mark. */
 export function renderMargins(el, chainName, ranked) {
   const rows = (ranked || []).filter((r) => r.race && r.race.races);
   if (!rows.length) {
     el.replaceChildren();
     return;
   }
-  const margin = (r) => (r.race.wins >= r.race.races ? 0 : r.race.avg_margin_ms || 0);
-  const sorted = rows.slice().sort((a, b) => margin(a) - margin(b));
-  const max = Math.max(1, ...sorted.map(margin));
+  const p50 = (r) => r.race.delay_p50_ms || 0;
+  const p90 = (r) => r.race.delay_p90_ms || 0;
+  const sorted = rows.slice().sort((a, b) => p50(a) - p50(b) || p90(a) - p90(b));
+  const max = Math.max(1, ...sorted.map(p90));
   fill(el,
-    h("h3", "Average margin behind the first arrival of each new head"),
-    sorted.map((r) => h("div.margin-row",
+    h("h3", { title: "How far behind the first arrival each provider delivers new heads; a win counts 0" },
+      "Head delay behind the first arrival (p50 bar, p90 mark)"),
+    sorted.map((r) => h("div.margin-row", { title: `p50 ${fmt.ms(p50(r))} · p90 ${fmt.ms(p90(r))} · wins ${fmt.pct(r.race.win_rate, 0)}` },
       h("span.ellipsis", h("i.swatch", { style: `background:${colorOf(chainName, r.provider)};margin-right:6px` }), r.provider),
-      h("div.bar", h("i", { style: `width:${(margin(r) / max) * 100}%;background:${colorOf(chainName, r.provider)}` })),
-      h("span.num", margin(r) ? "+" + fmt.ms(margin(r)) : "first"))));
+      h("div.bar",
+        h("i", { style: `width:${(p50(r) / max) * 100}%;background:${colorOf(chainName, r.provider)}` }),
+        p90(r) ? h("b.p90-mark", { style: `left:${(p90(r) / max) * 100}%` }) : null),
+      h("span.num", p50(r) || p90(r) ? "+" + fmt.ms(p50(r)) + " / " + fmt.ms(p90(r)) : "first"))));
 }

@@ -85,7 +85,10 @@ export class Drawer {
         kv("Failures in a row", fmt.int(br.consecutive_failures)),
         kv("Breaker transitions", fmt.int(br.transitions)),
         kv("Races won", race ? `${fmt.int(race.wins)} / ${fmt.int(race.total)}` : "—"),
-        kv("Avg margin lost", race && race.wins < race.total ? fmt.ms(race.avg_margin_ms) : "—"),
+        kv("Head delay p50 / p90", race && race.delay_p50_ms != null ? `${fmt.ms(race.delay_p50_ms)} / ${fmt.ms(race.delay_p90_ms)}` : "—"),
+        kv("Integrity failures", fmt.int(Object.values((p.integrity && p.integrity.failures) || {}).reduce((a, b) => a + b, 0)),
+          p.integrity && Object.keys(p.integrity.failures || {}).length ? "bad-text" : null),
+        kv("Quorum votes lost", fmt.int(Object.values(p.disagreements || {}).reduce((a, b) => a + b, 0))),
         kv("Missed events", race ? fmt.int(race.missed) : "—"),
         ws ? kv("WS reconnects", fmt.int(ws.connects != null ? Math.max(0, ws.connects - 1) : null)) : null),
       this.faultRow(this.chain, p.id),
@@ -104,6 +107,9 @@ export class Drawer {
           h("span", t.old, " → ", h("b." + breakerClass(t.new) + "-text", BREAKER_LABEL[t.new] || t.new)),
           t.reason ? h("span.muted", " · " + t.reason) : null)))
         : h("p.muted", "No transitions — the breaker has stayed closed."),
+      p.integrity && p.integrity.last
+        ? h("p.bad-text", { "data-integrity": "last" }, `Last integrity failure (${fmt.clock(p.integrity.last.ts)}, ${p.integrity.last.method}): ${p.integrity.last.reason}`)
+        : null,
       h("h3", "Last errors"),
       errors.length
         ? h("ol.errors", errors.map((e) => h("li", h("time", fmt.clock(e.ts)), h("span.tag.bad", e.kind || "error"), h("span.err-msg", e.message))))
