@@ -293,7 +293,7 @@ async def run(requests: int, rounds: int, profile: bool, minimal: bool = False, 
         await batch(requests)
         prof.disable()
         stats = pstats.Stats(prof)
-        stats.sort_stats("tottime").print_stats(35)
+        stats.sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_LINES", "35")))
     edge.close()
     return results
 

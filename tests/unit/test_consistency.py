@@ -124,9 +124,6 @@ class View:
     def canonical_hash(self, number: int) -> str | None:
         return None
 
-    def head_lead(self) -> int:
-        return self.lead
-
     def heads_known(self) -> int:
         return 3
 

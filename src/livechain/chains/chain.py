@@ -141,7 +141,7 @@ class Chain:
             LogsSplit(self),
             StateDepth(self),
             Consistency(
-                self, sessions, first_non_null=frozenset(m for m, mode in consensus.items() if mode == "first_non_null"),
+                self, sessions, lead=config.max_head_lead, first_non_null=frozenset(m for m, mode in consensus.items() if mode == "first_non_null"),
                 verify=None if integrity.mode == "off" else partial(verify_answer, header=integrity.header_hash),
                 enforce=integrity.mode == "enforce",
                 quarantine=integrity.quarantine,
@@ -320,9 +320,6 @@ class Chain:
 
     def observed(self, provider: Provider, number: int) -> None:
         self.pool.observe_head(provider, number)
-
-    def head_lead(self) -> int:
-        return self.config.max_head_lead
 
     def heads_known(self) -> int:
         return sum(1 for p in self.pool.providers if p.head is not None)

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from livechain.errors import AnswerInvalid, AnswerLagging, ProviderError
 from livechain.evm.events import hex_number
-from livechain.evm.requests import SHAPES
+from livechain.evm.requests import HEAD, SHAPES
 from livechain.jsonrpc.replies import Reply
 from livechain.pipeline.sessions import Sessions
 from livechain.pipeline.stage import Stage
@@ -73,10 +74,6 @@ class ConsistencyView(Protocol):
 
     def canonical_hash(self, number: int) -> str | None: ...
 
-    def head_lead(self) -> int:
-        """How far above the best head a provider's head may be and still be believed (`max_head_lead`)."""
-        ...
-
     def observed(self, provider: Provider, number: int) -> None:
         """An answer showed `provider` has reached block `number` (its head, if higher than known)."""
         ...
@@ -90,29 +87,38 @@ class Consistency(Stage):
     name = "consistency"
 
     def __init__(
-        self, view: ConsistencyView, sessions: Sessions | None, *, first_non_null: frozenset[str] = frozenset(),
-        verify: Verify | None = None, enforce: bool = False, quarantine: float = 30.0,
+        self, view: ConsistencyView, sessions: Sessions | None, *, lead: int = 64,
+        first_non_null: frozenset[str] = frozenset(), verify: Verify | None = None, enforce: bool = False,
+        quarantine: float = 30.0,
     ) -> None:
-        """`sessions`: per-client floors (None: off). `verify`: the integrity check (None: off); `enforce`:
+        """`sessions`: per-client floors (None: off). `lead`: `max_head_lead`, how far above the best head a
+        provider's head may be and still be believed. `verify`: the integrity check (None: off); `enforce`:
         a failed check discards the answer (else it is only counted); `quarantine`: seconds an enforced
         failure keeps the provider aside."""
         self._view = view
+        self._lead = lead
+        # the preference of the last (need, ceiling): one function while the head stays, not one per request
+        self._reached: tuple[int, int, Callable[[Provider], bool]] | None = None
         self._sessions = sessions
         self._first_non_null = first_non_null
         self._verify = verify
         self._enforce = enforce
         self._quarantine = quarantine
         self.methods = frozenset(SHAPES) | first_non_null
+        #: the methods whose answers are judged (`judge`)
+        self._checked = NULLABLE | VERIFIED | first_non_null | {"eth_blockNumber"}
 
     # ------------------------------------------------------------------ routing
 
     def before(self, call: Call) -> None:
-        ref = call.read()
+        method = call.request.method
         view = self._view
         best = view.best_head()
         need: int | None = None
         latest = False
-        if ref is not None:
+        if SHAPES.get(method) == HEAD:  # eth_blockNumber, eth_gasPrice …: about the head, whatever the params
+            need, latest = best, True
+        elif (ref := call.read()) is not None:
             kind = ref.kind
             if kind == "number":
                 need = ref.number
@@ -139,11 +145,13 @@ class Consistency(Stage):
                 need = floor
         if need is not None:
             call.need = need
-            ceiling = (best + view.head_lead()) if best is not None else need + view.head_lead()
-            call.narrow(lambda p: p.head is not None and need <= p.head <= ceiling)
-        method = call.request.method
-        if method in NULLABLE or method in VERIFIED or method == "eth_blockNumber" or method == "eth_getLogs":
-            call.check = lambda reply, provider: self.judge(call, reply, provider)
+            ceiling = (best if best is not None else need) + self._lead
+            reached = self._reached
+            if reached is None or reached[0] != need or reached[1] != ceiling:
+                reached = self._reached = (need, ceiling, lambda p: p.head is not None and need <= p.head <= ceiling)
+            call.narrow(reached[2])
+        if method in self._checked:
+            call.check = partial(self.judge, call)
 
     # ------------------------------------------------------------------ each provider's answer
 
@@ -153,6 +161,8 @@ class Consistency(Stage):
         request = call.request
         method = request.method
         result = reply.result
+        if method == "eth_blockNumber":
+            return self._judge_head(call, reply, provider)
         need = call.need
         best = self._view.best_head()
         # the block the provider must have reached for an empty answer to be the truth: the one asked for (or,
@@ -168,8 +178,6 @@ class Consistency(Stage):
                 return AnswerLagging(f"{provider.id}: null for {method}, behind block {target}",
                                      provider=provider.id, reply=reply)
             return None
-        if method == "eth_blockNumber":
-            return self._judge_head(call, reply, provider)
         if method == "eth_getLogs" and result == [] and target is not None and (head is None or head < target):
             return AnswerLagging(f"{provider.id}: no logs, head below block {target}", provider=provider.id,
                                  reply=reply)
@@ -190,14 +198,15 @@ class Consistency(Stage):
             return None
         view = self._view
         best = view.best_head()
-        if best is not None and number > best + view.head_lead() and view.heads_known() >= 2:
+        if best is not None and number > best + self._lead and view.heads_known() >= 2:
             return AnswerInvalid(f"{provider.id}: head {number} far above every other provider's ({best})",
                                  provider=provider.id)
         need = call.need
         if need is not None and number < need and call.client is not None:
             return AnswerLagging(f"{provider.id}: head {number} below {need}, already given", provider=provider.id,
                                  reply=reply)
-        view.observed(provider, number)
+        if provider.head is None or number > provider.head:
+            view.observed(provider, number)
         return None
 
     def _judge_integrity(self, method: str, params: Any, result: Any, provider: Provider) -> ProviderError | None:

@@ -293,8 +293,6 @@ class Provider:
             self.head = number
             self.head_at = self._clock.monotonic()
             return True
-        if number == head:
-            self.head_at = self._clock.monotonic()
         return False
 
     async def close(self) -> None:
