@@ -8,11 +8,17 @@ import logging
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from livechain.chains import views
+from livechain.chains.chain import Chain
 from livechain.chains.stall import FALLBACK_S, MIN_AUTO_S, Stall
 from livechain.clock import ManualClock
 from livechain.config import ConfigError, parse_config
 from livechain.events import EventBus
+from livechain.failsafe import Supervisor
+from livechain.server.api import Api
+from livechain.server.prometheus import MetricsEndpoint
 
 
 @dataclass
@@ -263,3 +269,77 @@ def test_a_bad_stall_after_is_an_error_at_its_dotted_path(raw):
     [(path, message)] = info.value.problems
     assert path == "chains.dev.stall_after"
     assert message.startswith("must be auto or a duration")
+
+
+# ---------------------------------------------------------------------------------------------- the views
+
+
+def offline_chain(line: str = "") -> tuple[Chain, ManualClock, EventBus]:
+    """A real Chain, never started: nothing connects; heads are fed by hand."""
+    config = parse_config(chain_config(line), env={})
+    clock, events = ManualClock(), EventBus()
+    chain = Chain(config.chains["dev"], region="local", metrics=config.metrics, events=events,
+                  supervisor=Supervisor(events), clock=clock)
+    return chain, clock, events
+
+
+def feed(chain: Chain, clock: ManualClock, first: int, count: int, every: float) -> None:
+    for number in range(first, first + count):
+        clock.advance(every)
+        for provider in chain.pool.providers:
+            provider.observe_head(number)  # the provider alone: the pool would poll the (fake) URLs for the head
+        chain.on_block({"number": hex(number), "hash": f"0x{number:064x}"}, False)
+
+
+def test_health_is_503_while_a_chain_is_stalled_and_the_snapshot_and_metrics_say_so():
+    """/api/health: status "stalled" and HTTP 503 while the chain is, 200 and "ok" once heads are back; the
+    chain snapshot and /metrics carry the same state."""
+    chain, clock, events = offline_chain("    stall_after: 10s\n")
+    api = Api([chain], None, events, {})  # type: ignore[arg-type]
+    feed(chain, clock, 1, 5, 1.0)
+    response = api.health()
+    body = views.health([chain], {})  # type: ignore[arg-type]
+    assert response.status == 200 and body["status"] == "ok" and body["chains"]["dev"]["status"] == "ok"
+    clock.advance(10.5)
+    response = api.health()
+    body = views.health([chain], {})  # type: ignore[arg-type]
+    dev = body["chains"]["dev"]
+    assert response.status == 503 and body["status"] == "stalled" and b'"status":"stalled"' in response.body
+    assert dev["status"] == "stalled" and dev["stalled"] is True and dev["stalled_for_s"] == pytest.approx(0.5)
+    assert dev["stall_after_s"] == 10.0 and dev["block_time_s"] == 1.0
+    assert {pid: p["stalled"] for pid, p in dev["providers"].items()} == {"a": True, "b": True}
+    snapshot = chain.snapshot()
+    assert snapshot["stalled"] is True and [p["stalled"] for p in snapshot["providers"]] == [True, True]
+    overview = views.overview([chain], type("S", (), {"region": "local", "region_names": lambda self: []})())  # type: ignore[arg-type]
+    assert overview["chains"][0]["stalled"] is True and overview["chains"][0]["providers_stalled"] == ["a", "b"]
+    chain.stall.check()
+    metrics = MetricsEndpoint([chain], events, "local", {}).render().decode()  # type: ignore[arg-type]
+    assert 'livechain_chain_stalled{chain="dev",region="local"} 1.0' in metrics
+    assert 'livechain_provider_stalled{chain="dev",provider="a",region="local"} 1.0' in metrics
+    assert 'livechain_chain_block_time_seconds{chain="dev",region="local"} 1.0' in metrics
+    assert 'livechain_chain_stall_after_seconds{chain="dev",region="local"} 10.0' in metrics
+    assert 'livechain_chain_stalls_total{chain="dev",region="local"} 1.0' in metrics
+    assert 'livechain_provider_stalls_total{chain="dev",provider="b",region="local"} 1.0' in metrics
+    families = {f.name for f in text_string_to_metric_families(metrics)}  # it parses as exposition text
+    assert {"livechain_chain_stalled", "livechain_provider_stalled", "livechain_chain_block_time_seconds",
+            "livechain_chain_stall_after_seconds", "livechain_chain_stalls", "livechain_provider_stalls"} <= families
+    feed(chain, clock, 6, 1, 0.0)
+    assert api.health().status == 200 and views.health([chain], {})["status"] == "ok"  # type: ignore[arg-type]
+    assert [e["kind"] for e in events.recent() if e["kind"] in ("stalled", "recovered")] == [
+        "stalled", "stalled", "stalled", "recovered", "recovered", "recovered",
+    ]
+    metrics = MetricsEndpoint([chain], events, "local", {}).render().decode()  # type: ignore[arg-type]
+    assert 'livechain_chain_stalled{chain="dev",region="local"} 0.0' in metrics
+
+
+def test_a_chain_with_no_provider_up_stays_down_but_is_stalled_too():
+    """"down" (no provider answers) is the stronger word; `stalled` and the 503 still say the heads stopped."""
+    chain, clock, events = offline_chain("    stall_after: 10s\n")
+    for provider in chain.pool.providers:
+        chain.pool.set_chain_id_ok(provider, False)  # excluded: none is up
+    feed(chain, clock, 1, 5, 1.0)
+    clock.advance(11)
+    body = views.health([chain], {})  # type: ignore[arg-type]
+    assert body["status"] == "stalled" and body["chains"]["dev"]["status"] == "down"
+    assert body["chains"]["dev"]["stalled"] is True
+    assert Api([chain], None, events, {}).health().status == 503  # type: ignore[arg-type]
