@@ -112,6 +112,37 @@ async def test_faulting_the_leading_provider_from_the_page_changes_the_leaderboa
     assert tab.errors == []
 
 
+async def test_a_chain_whose_blocks_stop_shows_stalled_badges_until_they_resume(open_dashboard, demo):
+    """fastnet's node stops mining: the chain's status pill and every provider row of the leaderboard get a
+    `stalled` badge and the feed a `stalled` line; mining resumes and the badges go by themselves."""
+    tab = await open_dashboard("#chain/fastnet")
+    page = tab.page
+    await leaderboard_ready(page)
+    status = "[data-testid=kpi-status]"
+    await page.wait_for_function(
+        "() => /s · stall after/.test(document.querySelector('[data-testid=kpi-block-time]').textContent)"
+        " && !document.querySelector('[data-testid=kpi-block-time]').textContent.startsWith('—')",
+        timeout=15_000,
+    )  # the block time is known, so the threshold is 3 block times (the 3 s floor here), not the fallback
+    node = demo.nodes["fastnet"]
+    await node.rpc("evm_setIntervalMining", [0])
+    try:
+        await page.wait_for_selector(f"{status}[data-stalled=true]", timeout=20_000)
+        assert "stalled" in ((await page.text_content(status)) or "")
+        await page.wait_for_function(
+            f"() => document.querySelectorAll('{ROWS} [data-stalled]').length === 3", timeout=20_000
+        )
+        await page.wait_for_selector("#feed-chain [data-kind=stalled]", timeout=10_000)
+        await snapshot(page, "dashboard-chain-stalled.png")
+    finally:
+        await node.rpc("evm_mine")  # interval mining resumes from a fresh block
+        await node.rpc("evm_setIntervalMining", [1])
+    await page.wait_for_selector(f"{status}[data-stalled=false]", timeout=20_000)
+    await page.wait_for_function(f"() => document.querySelectorAll('{ROWS} [data-stalled]').length === 0",
+                                 timeout=20_000)
+    assert tab.errors == []
+
+
 async def test_a_narrow_phone_screen_renders_both_views_without_horizontal_scroll(open_dashboard):
     """At 390×844 neither the overview nor the chain view is wider than the screen (wide tables scroll inside
     their own panel)."""

@@ -14,12 +14,16 @@ the request pipeline (`livechain.pipeline`: policy → limits → fixes → cach
 chain's view of the response cache, its finalized head and the subscription manager. Nothing outside
 `chains/` reaches them; the web edge and the library call these methods.
 
+The chain's stall watcher (`self.stall`, `chains.stall`) follows its canonical heads and its providers' heads:
+a chain or provider whose heads stopped is `stalled` in the views, /metrics, the log and the event bus.
+
 A chain is also the read-only view its stages read (`cache.chain.ChainState`): the best head, the finalized
 head, the canonical hash at a number (from the head tracker), a provider's head.
 
 Background tasks (one supervised health loop per provider, draining of retired providers, the provider
-WebSockets) live in the chain's own TaskSet, supervised by the application's `Supervisor`: a crash restarts
-that part only, logged, counted and published, and never touches another chain.
+WebSockets, the finalized head, the stall check) live in the chain's own TaskSet, supervised by the
+application's `Supervisor`: a crash restarts that part only, logged, counted and published, and never touches
+another chain.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from livechain.cache.chain import ChainCache
 from livechain.cache.store import CacheBackend
 from livechain.chains.finality import Finality
+from livechain.chains.stall import Stall
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import CONSENSUS_DEFAULTS, ChainConfig, MetricsConfig
 from livechain.errors import (
@@ -126,6 +131,8 @@ class Chain:
                                clock=clock.monotonic, release=lambda f: release(f, self.unsubscribe))
         self.subscriptions.tracker.follow(self.filters)
         self.finality = Finality(self.name, config.finality_depth, lambda: self.pool.best_head, self.ask)
+        self.stall = Stall(self.name, _stall_after(config), providers=lambda: self.pool.providers,
+                           polled=self._polled, events=events, clock=clock.monotonic)
         # what outlives config reloads: eth_blockNumber's floor, the cache's view, requests in flight
         self._floor = Floor()
         self.cache_counts = CacheCounts()
@@ -142,6 +149,7 @@ class Chain:
             self.finality.configure(config.finality_depth)
         fc = config.filters
         self.filters.configure(ttl=fc.ttl, max=fc.max, max_per_client=fc.max_per_client, max_entries=fc.max_entries)
+        self.stall.configure(_stall_after(config))
         stages: list[Stage] = [
             Policy(self.name, self.policy),
             FilterStage(self.filters, self),
@@ -371,6 +379,15 @@ class Chain:
             ),
             chain=self.name,
         ))
+        name = f"{self.name}/stall"
+        self.tasks.spawn(name, self._supervisor.supervise(name, self.stall.run, chain=self.name))
+
+    def _polled(self, provider: str | None) -> float | None:
+        """The health interval when the heads of `provider` (None: the chain's head stream) are polled over
+        HTTP, None while they are pushed by a live newHeads provider subscription (`chains.stall`)."""
+        live = self.subscriptions.heads.live
+        pushed = bool(live) if provider is None else provider in live
+        return None if pushed else self.config.health_interval
 
     def _best_head(self, number: int) -> None:
         if self.cache is not None:
@@ -380,10 +397,12 @@ class Chain:
     # ------------------------------------------------------------------ the head tracker's follower
 
     def on_block(self, header: dict, backfilled: bool) -> None:
+        number = hex_number(header.get("number"))
+        if number is None:
+            return
+        self.stall.on_block(number, backfilled)
         if self.cache is not None:
-            number = hex_number(header.get("number"))
-            if number is not None:
-                self.cache.new_head(number)
+            self.cache.new_head(number)
 
     def on_reorg(self, fork_number: int, orphaned: list[tuple[int, str]]) -> None:
         if self.cache is not None:
@@ -496,13 +515,21 @@ class Chain:
     def snapshot(self) -> dict:
         best = self.pool.best_head
         ws = self.subscriptions.ws_stats
+        stall = self.stall.state(self._clock.monotonic())
         return {
             "name": self.name,
             "chain_id": self.chain_id,
             "strategy": self.config.strategy,
             "pipeline": self.pipeline.describe(),
             "best_head": best,
-            "providers": [p.snapshot(best, ws(p.id)) for p in self.pool.providers],
+            **stall.summary(),
+            "providers": [{**p.snapshot(best, ws(p.id)), "stalled": stall.providers.get(p.id, False)}
+                          for p in self.pool.providers],
             "subscriptions": self.subscriptions.snapshot(),
             "filters": self.filters.snapshot(),
         }
+
+
+def _stall_after(config: ChainConfig) -> float | None:
+    """The chain's `stall_after` in seconds, None for auto."""
+    return None if config.stall_after == "auto" else config.stall_after

@@ -3,8 +3,9 @@
 These are the chains package's public reading surface: the web edge serializes them and never reaches
 into a chain's pool, store or subscriptions itself.
 
-    status(chain)                         ("ok" | "degraded" | "down", providers up, providers)
-    health(registry, restarts)            GET /api/health
+    stall(chain)                          are its heads (and each provider's) stalled now (chains.stall)
+    status(chain, stalled)                ("ok" | "degraded" | "stalled" | "down", providers up, providers)
+    health(registry, restarts)            GET /api/health (its "status" is "stalled" when a chain is: HTTP 503)
     overview(registry, snapshots)         GET /api/chains
     providers(chain)                      GET /api/chains/{chain}/providers
     leaderboard(chain, store, ...)        GET /api/chains/{chain}/leaderboard
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from livechain.chains.chain import Chain
 from livechain.chains.registry import ChainRegistry
 from livechain.chains.snapshots import Snapshots
+from livechain.chains.stall import StallState
 from livechain.metrics import leaderboard as board
 from livechain.metrics.store import PROM_BUCKETS_MS, BenchmarkStore
 
@@ -29,23 +31,36 @@ def _up(chain: Chain) -> int:
     return sum(1 for p in chain.pool.providers if p.breaker.state.value != "open" and p.chain_id_ok is not False)
 
 
-def status(chain: Chain) -> tuple[str, int, int]:
+def stall(chain: Chain) -> StallState:
+    """Whether the chain's heads (and each provider's) have stopped, now (`chains.stall`)."""
+    return chain.stall.state(chain.clock.monotonic())
+
+
+def status(chain: Chain, stalled: StallState) -> tuple[str, int, int]:
+    """down: no provider is up; stalled: its heads stopped; degraded: some provider is down; else ok."""
     up, total = _up(chain), len(chain.pool.providers)
-    return ("ok" if up == total else "degraded" if up else "down"), up, total
+    word = "down" if not up else "stalled" if stalled.stalled else "ok" if up == total else "degraded"
+    return word, up, total
 
 
 def health(registry: ChainRegistry, restarts: dict[str, int]) -> dict:
+    """`status`: "stalled" when any chain's heads stopped (the endpoint answers 503 then), "degraded" when a
+    chain is not ok otherwise, else "ok"."""
     chains = {}
     overall = "ok"
     for chain in registry:
-        chain_status, up, _ = status(chain)
-        if chain_status != "ok":
+        stalled = stall(chain)
+        chain_status, up, _ = status(chain, stalled)
+        if stalled.stalled:
+            overall = "stalled"
+        elif chain_status != "ok" and overall == "ok":
             overall = "degraded"
         best = chain.pool.best_head
         chains[chain.name] = {
             "status": chain_status,
             "chain_id": chain.chain_id,
             "best_head": best,
+            **stalled.summary(),
             "providers_up": up,
             "providers": {
                 p.id: {
@@ -53,6 +68,7 @@ def health(registry: ChainRegistry, restarts: dict[str, int]) -> dict:
                     "head": p.head,
                     "lag": (best - p.head) if best is not None and p.head is not None else None,
                     "chain_id_ok": p.chain_id_ok,
+                    "stalled": stalled.providers.get(p.id, False),
                 }
                 for p in chain.pool.providers
             },
@@ -63,7 +79,8 @@ def health(registry: ChainRegistry, restarts: dict[str, int]) -> dict:
 def overview(registry: ChainRegistry, snapshots: Snapshots) -> dict:
     out = []
     for c in registry:
-        chain_status, up, total = status(c)
+        stalled = stall(c)
+        chain_status, up, total = status(c, stalled)
         rps, error_rate = c.traffic.rate()
         providers = c.pool.providers
         head_at = max((p.head_at for p in providers if p.head == c.pool.best_head), default=None)
@@ -74,6 +91,8 @@ def overview(registry: ChainRegistry, snapshots: Snapshots) -> dict:
             "status": chain_status,
             "best_head": c.pool.best_head,
             "head_age_s": round(c.clock.monotonic() - head_at, 3) if head_at else None,
+            **stalled.summary(),
+            "providers_stalled": [pid for pid, s in stalled.providers.items() if s],
             "providers": [p.id for p in providers],
             "providers_up": up,
             "providers_total": total,
@@ -190,6 +209,7 @@ class ProviderSample:
     head: int | None
     lag: int | None
     ws_connected: bool | None  # None: no ws_url
+    stalled: bool  # its head has not changed for its stall threshold
     integrity_failures: dict[str, int]  # method → answers that failed an integrity check
     disagreements: dict[str, int]  # method → quorum votes lost
 
@@ -207,6 +227,11 @@ class Samples:
     clients: dict[str, int]  # subscription kind → client subscriptions
     cache: dict[str, dict[str, int]]  # method → {hit, miss, coalesced, bypass, kept: count}
     head_delay: list[tuple[str, str, float | None, float | None]]  # provider, event, p50 ms, p90 ms (wins as 0)
+    stalled: bool  # the chain's heads stopped
+    block_time: float | None  # the observed block time, seconds (None: not known yet)
+    stall_after: float  # the chain's stall threshold now, seconds
+    chain_stalls: int  # ok → stalled transitions of the chain since start
+    provider_stalls: dict[str, int]  # provider → its ok → stalled transitions since start
 
 
 def samples(chain: Chain) -> Samples:
@@ -222,6 +247,7 @@ def samples(chain: Chain) -> Samples:
             cumulative.append((bound, running))
         latency.append((provider, method, cumulative, hist.sum))
     best = chain.pool.best_head
+    stalled = stall(chain)
     return Samples(
         chain=chain.name,
         latency=latency,
@@ -235,6 +261,7 @@ def samples(chain: Chain) -> Samples:
                 p.head,
                 (best - p.head) if best is not None and p.head is not None else None,
                 chain.subscriptions.ws_connected(p.id),
+                stalled.providers.get(p.id, False),
                 dict(p.integrity_failures),
                 dict(p.disagreements),
             )
@@ -244,4 +271,9 @@ def samples(chain: Chain) -> Samples:
         cache={method: dict(counts) for method, counts in chain.cache_counts.by_method.items()},
         head_delay=[(p, e, r.get("delay_p50_ms"), r.get("delay_p90_ms"))
                     for p, events in store.races().items() for e, r in events.items()],
+        stalled=stalled.stalled,
+        block_time=stalled.block_time_s,
+        stall_after=stalled.stall_after_s,
+        chain_stalls=chain.stall.chain_stalls,
+        provider_stalls=dict(chain.stall.provider_stalls),
     )

@@ -120,7 +120,18 @@ def _size(value: object) -> int:
         raise _fail("size", str(exc)) from None
 
 
+def _auto_or_duration(value: object) -> object:
+    if value == "auto":
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _fail("duration", f"must be auto or a duration — {exc}") from None
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+#: "auto" (Livechain decides, e.g. from what it observes) or a duration in seconds
+AutoDuration = Annotated[float | Literal["auto"], BeforeValidator(_auto_or_duration)]
 Size = Annotated[int, BeforeValidator(_size)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
 PositiveInt = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
@@ -411,6 +422,9 @@ class ChainConfig(_Model):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     #: how far back eth_subscribe's `fromBlock` (a resumed subscription) may reach, in blocks
     max_resume_blocks: PositiveInt = 1_000
+    #: no new head for this long: the chain (a provider: its head) is stalled. auto: 3 × the observed block
+    #: time, at least 3 s, 60 s before a block time is known (see livechain.chains.stall)
+    stall_after: AutoDuration = "auto"
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]
 
     _name: str = PrivateAttr(default="")

@@ -2,6 +2,7 @@
 /methods | /history]`. Read-only; the views come from `chains.views`; never a provider URL.
 
 Errors are `{"error": message}` with their HTTP status (`messages.error_response(..., api=True)`).
+`/api/health` answers 503 while any chain is stalled (its body's `status` is "stalled"), else 200.
 """
 
 from __future__ import annotations
@@ -31,15 +32,21 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         try:
+            if request.path[5:].strip("/") == "health":
+                return self.health()
             return json_response(await self._view(request))
         except LivechainError as exc:
             return error_response(exc, api=True)
 
+    def health(self) -> Response:
+        """`GET /api/health`: 503 while any chain is stalled (the body's `status` is "stalled"), else 200 — so a
+        load balancer or a readiness probe sees it without parsing the body."""
+        body = views.health(self.registry, self._restarts)
+        return json_response(body, 503 if body["status"] == "stalled" else 200)
+
     async def _view(self, request: Request) -> object:
         parts = request.path[5:].strip("/").split("/")
         query = {k: v[-1] for k, v in parse_qs(request.query, max_num_fields=20).items()}
-        if parts == ["health"]:
-            return views.health(self.registry, self._restarts)
         if parts == ["chains"]:
             return self.overview()
         if parts == ["events"]:

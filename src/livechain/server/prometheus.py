@@ -76,9 +76,37 @@ class LivechainCollector:
         disagreements = CounterMetricFamily(
             "livechain_quorum_disagreements", "Quorum votes a provider lost", labels=["region", "chain", "provider", "method"],
         )
+        chain_stalled = GaugeMetricFamily(
+            "livechain_chain_stalled", "No new canonical head for the chain's stall_after (1) or heads flowing (0)",
+            labels=["region", "chain"],
+        )
+        provider_stalled = GaugeMetricFamily(
+            "livechain_provider_stalled", "The provider's head has not changed for its stall threshold (1) or it has (0)",
+            labels=["region", "chain", "provider"],
+        )
+        block_time = GaugeMetricFamily(
+            "livechain_chain_block_time_seconds", "Observed block time (median of recent head intervals)",
+            labels=["region", "chain"],
+        )
+        stall_after = GaugeMetricFamily(
+            "livechain_chain_stall_after_seconds", "Silence after which the chain is stalled (configured or auto)",
+            labels=["region", "chain"],
+        )
+        chain_stalls = CounterMetricFamily(
+            "livechain_chain_stalls", "Times the chain became stalled (ok → stalled)", labels=["region", "chain"],
+        )
+        provider_stalls = CounterMetricFamily(
+            "livechain_provider_stalls", "Times the provider became stalled (ok → stalled)",
+            labels=["region", "chain", "provider"],
+        )
         for chain in self.registry:
             s = views.samples(chain)
             name = s.chain
+            chain_stalled.add_metric([region, name], 1 if s.stalled else 0)
+            stall_after.add_metric([region, name], s.stall_after)
+            chain_stalls.add_metric([region, name], s.chain_stalls)
+            if s.block_time is not None:
+                block_time.add_metric([region, name], s.block_time)
             for provider, method, cumulative, total in s.latency:
                 latency.add_metric([region, name, provider, method], cumulative, total)
             for provider, method, outcome, n in s.attempts:
@@ -101,6 +129,8 @@ class LivechainCollector:
             for p in s.providers:
                 if p.ws_connected is not None:
                     ws_up.add_metric([region, name, p.id], 1 if p.ws_connected else 0)
+                provider_stalled.add_metric([region, name, p.id], 1 if p.stalled else 0)
+                provider_stalls.add_metric([region, name, p.id], s.provider_stalls.get(p.id, 0))
                 for transport, state in p.breakers.items():
                     breaker.add_metric([region, name, p.id, transport], _BREAKER[state])
                 if p.head is not None:
@@ -118,7 +148,8 @@ class LivechainCollector:
         for kind, n in list(self.events.counts.items()):
             events.add_metric([region, kind], n)
         yield from (latency, requests, breaker, head, lag, ws_up, feeds, races, wins, margin, missed, delay, integrity,
-                    disagreements, cache, restart, events)
+                    disagreements, cache, chain_stalled, provider_stalled, block_time, stall_after, chain_stalls,
+                    provider_stalls, restart, events)
         if self.cache is not None:
             store = self.cache
             yield _gauge("livechain_cache_bytes", "Bytes held by the response cache", region, store.bytes)

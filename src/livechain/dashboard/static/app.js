@@ -171,7 +171,20 @@ function renderRegion(ov) {
   }
 }
 
-const statusClass = (s) => (s === "ok" ? "ok" : s === "degraded" ? "warn" : s === "down" ? "bad" : "");
+const statusClass = (s) => (s === "ok" ? "ok" : s === "degraded" ? "warn" : s === "down" || s === "stalled" ? "bad" : "");
+
+/** The chain's status pill: its status word, and "stalled" too when its heads stopped (a down chain can be
+ *  stalled as well); the title says since when and the thresholds. */
+function paintStatus(el, c) {
+  const word = c.status || "unknown";
+  el.textContent = c.stalled && word !== "stalled" ? `${word} · stalled` : word;
+  el.className = "pill " + statusClass(c.stalled ? "stalled" : c.status);
+  el.dataset.stalled = c.stalled ? "true" : "false";
+  el.title = c.stalled
+    ? `No new head for ${fmt.num((c.stalled_for_s || 0) + (c.stall_after_s || 0))} s (stalled after ${fmt.num(c.stall_after_s)} s` +
+      (c.block_time_s != null ? `, block time ${fmt.num(c.block_time_s, 2)} s)` : ")")
+    : c.block_time_s != null ? `Block time ${fmt.num(c.block_time_s, 2)} s · stalled after ${fmt.num(c.stall_after_s)} s without a head` : "";
+}
 
 const cards = new Map();
 function renderCards(ov) {
@@ -196,7 +209,7 @@ function renderCards(ov) {
 function makeCard(name) {
   const refs = {};
   const el = h("a.card.chain-card", { href: "#chain/" + encodeURIComponent(name), "data-chain": name },
-    h("div.card-top", h("h3", name), (refs.status = h("span.pill", "…"))),
+    h("div.card-top", h("h3", name), (refs.status = h("span.pill", { "data-testid": "status-" + name }, "…"))),
     (refs.sub = h("div.muted.small")),
     h("div.head-row",
       (refs.head = h("span.head-num", { "data-testid": "head-" + name }, "—")),
@@ -212,8 +225,7 @@ function makeCard(name) {
   return {
     el,
     update(c) {
-      refs.status.textContent = c.status || "unknown";
-      refs.status.className = "pill " + statusClass(c.status);
+      paintStatus(refs.status, c);
       refs.sub.textContent = `chain ${c.chain_id} · ${c.strategy} routing`;
       bumpHead(refs.head, c);
       refs.rps.textContent = fmt.rate(c.rps);
@@ -227,9 +239,12 @@ function makeCard(name) {
       const down = states.filter((b) => b === "open").length;
       fill(refs.up, c.providers_total != null ? `${c.providers_up} / ${c.providers_total} up` : "—",
         half ? h("small.warn-text", ` · ${half} degraded`) : null, down ? h("small.bad-text", ` · ${down} down`) : null);
+      const stalled = new Set(c.providers_stalled || []);
       fill(refs.providers, (c.providers || []).map((p) => {
         const b = (c.breakers || {})[p] || "closed";
-        return h("span.pdot", { title: `${p}: breaker ${b.replace("_", "-")}`, "data-provider": p }, h("i.dot." + breakerClass(b)), p);
+        const s = stalled.has(p);
+        return h("span.pdot", { title: `${p}: breaker ${b.replace("_", "-")}` + (s ? " · head stalled" : ""), "data-provider": p,
+          "data-stalled": s ? "true" : null }, h("i.dot." + (s ? "bad" : breakerClass(b))), p, s ? h("small.bad-text", " stalled") : null);
       }));
       refs.spark.replaceChildren(sparkline(state.rps.get(c.name) || []));
     },
@@ -309,6 +324,7 @@ function renderChainHead(c) {
       kpi("Error rate", h("span", { "data-testid": "kpi-errors" })),
       kpi("Providers", h("span", { "data-testid": "kpi-providers" })),
       kpi("Cache", h("span", { "data-testid": "kpi-cache" })),
+      kpi("Block time", h("span", { "data-testid": "kpi-block-time" })),
       kpi("Status", h("span.pill", { "data-testid": "kpi-status" })));
   }
   bumpHead($("[data-testid=kpi-head]", k), c);
@@ -325,9 +341,10 @@ function renderChainHead(c) {
   $("[data-testid=kpi-cache]", k).textContent = cache.enabled
     ? `${fmt.pct(cache.hit_ratio)} hits · ${fmt.int(cache.saved)} upstream saved`
     : "off";
-  const st = $("[data-testid=kpi-status]", k);
-  st.textContent = c.status;
-  st.className = "pill " + statusClass(c.status);
+  $("[data-testid=kpi-block-time]", k).textContent = c.block_time_s != null
+    ? `${fmt.num(c.block_time_s, 2)} s · stall after ${fmt.num(c.stall_after_s)} s`
+    : `— · stall after ${fmt.num(c.stall_after_s)} s`;
+  paintStatus($("[data-testid=kpi-status]", k), c);
 }
 
 function kpi(label, ...value) {

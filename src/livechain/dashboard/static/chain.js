@@ -20,6 +20,7 @@ export function renderLeaderboard(table, chainName, ranked, chain, onProvider) {
     const moved = movedAt.get(chainName + "/" + r.provider);
     const arrow = moved && now - moved[1] < 4000 ? h("span.move." + moved[0], moved[0] === "up" ? "▲" : "▼") : null;
     const breaker = chain && chain.breakers ? chain.breakers[r.provider] : null;
+    const stalled = !!(chain && chain.providers_stalled && chain.providers_stalled.includes(r.provider));
     const race = r.race || {};
     const rpc = r.rpc || {};
     return h("tr", { "data-provider": r.provider, class: breaker === "open" ? "row-down" : null },
@@ -30,7 +31,8 @@ export function renderLeaderboard(table, chainName, ranked, chain, onProvider) {
           r.provider),
         breaker && breaker !== "closed"
           ? h("span.pill.sm." + breakerClass(breaker), { "data-breaker": breaker }, BREAKER_LABEL[breaker] || breaker)
-          : null),
+          : null,
+        stalled ? h("span.pill.sm.bad", { "data-stalled": "true", title: "Its head has not changed for the stall threshold" }, "stalled") : null),
       h("td.score", h("div.scorebar", h("i", { style: `width:${Math.max(2, ((r.score || 0) / maxScore) * 100)}%` })),
         h("span.num", fmt.num(r.score, 2))),
       h("td.num", fmt.pct(race.win_rate, 0)),

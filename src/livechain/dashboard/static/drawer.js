@@ -75,6 +75,7 @@ export class Drawer {
         h("span.pill." + breakerClass(br.http), { "data-breaker": br.http }, "breaker " + (BREAKER_LABEL[br.http] || br.http)),
         ws ? h("span.pill." + (ws.state === "ready" || ws.state === "open" ? "ok" : "warn"), "ws " + (ws.state || "?")) : h("span.pill", "no ws"),
         p.chain_id_ok === false ? h("span.pill.bad", "wrong chain id") : null,
+        p.stalled ? h("span.pill.bad", { "data-stalled": "true" }, "head stalled") : null,
         p.cooling_down_s > 0 ? h("span.pill.warn", `cooling down ${fmt.num(p.cooling_down_s)} s`) : null,
         h("i.swatch.lg", { style: `background:${colorOf(this.chain, p.id)}` })),
       h("div.kv-grid",

@@ -16,6 +16,8 @@ const KIND = {
   reload: ["config", "info"],
   providers_changed: ["config", "info"],
   chain_id_mismatch: ["chain id", "bad"],
+  stalled: ["stalled", "bad"],
+  recovered: ["stalled", "ok"],
   fault: ["fault", "fault"],
   simulator: ["load", "info"],
 };
@@ -44,6 +46,11 @@ function describe(e) {
       return ["Configuration reloaded"];
     case "providers_changed":
       return [`Providers changed: +${(e.added || []).join(", ") || "none"} −${(e.removed || []).join(", ") || "none"}`];
+    case "stalled":
+      return [p ? h("b", p) : "Chain", ` heads stalled — no new head for ${fmt.num(e.silent_s)} s`,
+        h("span.muted", ` · threshold ${fmt.num(e.stall_after_s)} s`)];
+    case "recovered":
+      return [p ? h("b", p) : "Chain", ` heads back after ${fmt.num(e.stalled_s)} s stalled`];
     case "chain_id_mismatch":
       return [h("b", p), ` serves chain ${e.got}, expected ${e.expected} — excluded`];
     case "fault":
