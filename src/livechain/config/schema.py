@@ -11,11 +11,8 @@ expands them into dotted paths.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,217 +23,37 @@ from pydantic import (
     PrivateAttr,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from .durations import parse_duration
-from .expand import format_path
-from .sizes import parse_size
-
-PROBLEMS_ERROR = "livechain_problems"
-
-CHAIN_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-PROVIDER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# Headers Livechain manages itself; letting config override them would corrupt the upstream request.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-    }
+from .fields import (  # noqa: F401 — re-exported: the config's names live here
+    CHAIN_NAME_RE,
+    PROBLEMS_ERROR,
+    PROVIDER_ID_RE,
+    REGION_RE,
+    RESERVED_HEADERS,
+    STRATEGY_NAMES,
+    AutoDuration,
+    ChainName,
+    Duration,
+    FrozenDict,
+    Glob,
+    HeaderName,
+    HeaderValue,
+    HttpUrl,
+    Int,
+    NonNegativeInt,
+    Origin,
+    PositiveInt,
+    ProviderId,
+    Size,
+    Strategy,
+    Text,
+    WsUrl,
+    check_pattern,
+    empty_to_none,
+    fail,
+    not_bool,
+    problems_error,
 )
-
-Strategy = Literal["leaderboard", "priority", "round_robin", "fastest"]
-#: the strategy names, for config and routes (/rpc/{strategy}/{chain})
-STRATEGY_NAMES: tuple[str, ...] = get_args(Strategy)
-
-
-class FrozenDict(dict):
-    """A read-only, hashable ``dict`` (still a ``dict`` for pydantic, json and ``==``)."""
-
-    __slots__ = ()
-
-    def _read_only(self, *args: object, **kwargs: object) -> Any:
-        raise TypeError("config mappings are read-only")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(frozenset(self.items()))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (dict(self),))
-
-    def __copy__(self) -> FrozenDict:
-        return self
-
-    def __deepcopy__(self, memo: dict) -> FrozenDict:
-        return self
-
-
-def problems_error(problems: Iterable[tuple[tuple[object, ...], str]]) -> PydanticCustomError:
-    """One pydantic error carrying several (relative path parts, message) problems."""
-    items = tuple(problems)
-    text = "; ".join(f"{format_path(parts)}: {message}" for parts, message in items)
-    return PydanticCustomError(PROBLEMS_ERROR, "{text}", {"text": text, "problems": items})
-
-
-def _fail(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
-
-
-# ---- field types ------------------------------------------------------------------------------------
-
-
-def _duration(value: object) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise _fail("duration", str(exc)) from None
-
-
-def _not_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise _fail("int_type", "must be an integer, not a boolean")
-    return value
-
-
-def _check_text(value: str) -> str:
-    if not value.strip():
-        raise _fail("empty", "must not be empty")
-    return value
-
-
-def _size(value: object) -> int:
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise _fail("size", str(exc)) from None
-
-
-def _auto_or_duration(value: object) -> object:
-    if value == "auto":
-        return value
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise _fail("duration", f"must be auto or a duration — {exc}") from None
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-#: "auto" (Livechain decides, e.g. from what it observes) or a duration in seconds
-AutoDuration = Annotated[float | Literal["auto"], BeforeValidator(_auto_or_duration)]
-Size = Annotated[int, BeforeValidator(_size)]
-Int = Annotated[int, BeforeValidator(_not_bool)]
-PositiveInt = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
-NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
-Text = Annotated[str, AfterValidator(_check_text)]
-
-
-def _check_pattern(regex: re.Pattern[str], what: str) -> Any:
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise _fail("pattern", f"{what} must match {regex.pattern}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _check_chain_name(value: str) -> str:
-    if value.isdigit():
-        raise _fail("chain_name", "chain name must not be all digits (routes accept the decimal chain id)")
-    if not CHAIN_NAME_RE.match(value):
-        raise _fail("chain_name", f"chain name must match {CHAIN_NAME_RE.pattern}")
-    return value
-
-
-ChainName = Annotated[str, AfterValidator(_check_chain_name)]
-ProviderId = Annotated[str, _check_pattern(PROVIDER_ID_RE, "provider id")]
-
-
-def _url_checker(schemes: tuple[str, ...], what: str) -> Any:
-    def check(value: str) -> str:
-        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise _fail("url", f"must be {what} URL without whitespace or control characters")
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 — raises ValueError for a bad port
-        except ValueError:
-            raise _fail("url", f"must be {what} URL (it does not parse)") from None
-        if parts.scheme.lower() not in schemes:
-            raise _fail("url", f"must be {what} URL")
-        if not parts.hostname:
-            raise _fail("url", f"must be {what} URL with a host")
-        if parts.fragment:
-            raise _fail("url", f"must be {what} URL without a #fragment")
-        return value
-
-    return AfterValidator(check)
-
-
-def _empty_to_none(value: object) -> object:
-    return None if value == "" else value
-
-
-HttpUrl = Annotated[str, _url_checker(("http", "https"), "an http(s)")]
-WsUrl = Annotated[str, _url_checker(("ws", "wss"), "a ws(s)")]
-
-
-def _check_glob(value: str) -> str:
-    if not value or any(ch.isspace() for ch in value):
-        raise _fail("glob", "must be a non-empty method glob without whitespace")
-    return value
-
-
-Glob = Annotated[str, AfterValidator(_check_glob)]
-
-
-def _check_header_name(value: str) -> str:
-    if not _HEADER_NAME_RE.match(value):
-        raise _fail("header", "header name must be an HTTP token")
-    if value.lower() in RESERVED_HEADERS:
-        raise _fail("header", "header is managed by livechain and cannot be set")
-    return value
-
-
-def _check_header_value(value: str) -> str:
-    if any(ch in value for ch in "\r\n\0"):
-        raise _fail("header", "header value must not contain CR, LF or NUL")
-    return value
-
-
-HeaderName = Annotated[str, AfterValidator(_check_header_name)]
-HeaderValue = Annotated[str, AfterValidator(_check_header_value)]
-
-
-def _check_origin(value: str) -> str:
-    if value == "*":
-        return value
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-    ):
-        raise _fail("origin", "must be '*' or an origin like https://app.example.com")
-    return value
-
-
-Origin = Annotated[str, AfterValidator(_check_origin)]
-
-
-# ---- models -----------------------------------------------------------------------------------------
 
 
 class _Model(BaseModel):
@@ -278,7 +95,7 @@ class BreakerConfig(_Model):
 class ProviderConfig(_Model):
     id: ProviderId
     http_url: HttpUrl = Field(repr=False)
-    ws_url: Annotated[WsUrl | None, BeforeValidator(_empty_to_none)] = Field(default=None, repr=False)
+    ws_url: Annotated[WsUrl | None, BeforeValidator(empty_to_none)] = Field(default=None, repr=False)
     priority: Int | None = None
     max_connections: PositiveInt = 32
     headers: Annotated[dict[HeaderName, HeaderValue], AfterValidator(FrozenDict)] = Field(
@@ -313,14 +130,14 @@ class ProviderConfig(_Model):
 
 def _check_providers(value: tuple[ProviderConfig, ...]) -> tuple[ProviderConfig, ...]:
     if not value:
-        raise _fail("providers", "at least one provider is required")
+        raise fail("providers", "at least one provider is required")
     return value
 
 
 class CachedMethod(_Model):
     """How long a method's head-dependent answers live: at most until the next head, and `ttl` when shorter."""
 
-    ttl: Annotated[Duration | None, BeforeValidator(_empty_to_none)] = None
+    ttl: Annotated[Duration | None, BeforeValidator(empty_to_none)] = None
 
 
 class ChainCacheConfig(_Model):
@@ -335,13 +152,13 @@ class Quorum(_Model):
     """Ask `quorum` providers at once; the answer most of them give wins (a majority, or the client gets an
     error saying they disagree); the outvoted ones are recorded."""
 
-    quorum: Annotated[int, BeforeValidator(_not_bool), Field(ge=2, le=16)]
+    quorum: Annotated[int, BeforeValidator(not_bool), Field(ge=2, le=16)]
 
 
 class Highest(_Model):
     """Ask `highest` providers at once; the highest quantity wins (nonces, block numbers)."""
 
-    highest: Annotated[int, BeforeValidator(_not_bool), Field(ge=2, le=16)]
+    highest: Annotated[int, BeforeValidator(not_bool), Field(ge=2, le=16)]
 
 
 #: how several providers answer one method: broadcast (every healthy one at once, the first success answers;
@@ -406,7 +223,7 @@ class ChainConfig(_Model):
     health_interval: Duration = 5.0
     ws_liveness: Duration = 10.0
     race_window: Duration = 30.0
-    hedge_after: Annotated[Duration | None, BeforeValidator(_empty_to_none)] = None  # None/"" = no hedging
+    hedge_after: Annotated[Duration | None, BeforeValidator(empty_to_none)] = None  # None/"" = no hedging
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     methods: MethodPolicy = Field(default_factory=MethodPolicy)
     #: None: the providers' `finalized` block tag; N: N blocks behind the best head (chains without the tag)
@@ -474,7 +291,7 @@ class WsServerConfig(_Model):
 
 class ServerConfig(_Model):
     host: Text = "127.0.0.1"
-    port: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=65535)] = 4000
+    port: Annotated[int, BeforeValidator(not_bool), Field(ge=0, le=65535)] = 4000
     max_body_bytes: PositiveInt = 2_097_152
     header_timeout: Duration = 10.0
     idle_timeout: Duration = 75.0
@@ -498,12 +315,12 @@ class MetricsConfig(_Model):
 
 def _at_least_one_second(value: float) -> float:
     if value < 1.0:
-        raise _fail("duration", "must be at least 1s")
+        raise fail("duration", "must be at least 1s")
     return value
 
 
 class PersistenceConfig(_Model):
-    sqlite_path: Annotated[Text | None, BeforeValidator(_empty_to_none)] = "livechain.sqlite"
+    sqlite_path: Annotated[Text | None, BeforeValidator(empty_to_none)] = "livechain.sqlite"
     snapshot_interval: Annotated[Duration, AfterValidator(_at_least_one_second)] = 3600.0
     compare: tuple[Text, ...] = ()  # other SQLite files whose snapshots (other regions) are loaded read-only
 
@@ -523,14 +340,14 @@ class LoggingConfig(_Model):
 
 class RateLimit(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # JSON-RPC requests per second; 0 = unlimited
-    burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0  # bucket size; 0 = max(1, rate)
+    burst: Annotated[int, BeforeValidator(not_bool), Field(ge=0)] = 0  # bucket size; 0 = max(1, rate)
 
 
 class ApiKey(_Model):
     name: ProviderId  # shown in logs and metrics instead of the key
     key: Annotated[Text, Field(min_length=8)] = Field(repr=False)
     rate: Annotated[float, Field(ge=0)] = 0.0
-    burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0
+    burst: Annotated[int, BeforeValidator(not_bool), Field(ge=0)] = 0
 
 
 class AuthConfig(_Model):
@@ -556,7 +373,7 @@ class AuthConfig(_Model):
 
 
 class Config(_Model):
-    region: Annotated[str, _check_pattern(_REGION_RE, "region")] = "local"
+    region: Annotated[str, check_pattern(REGION_RE, "region")] = "local"
     auth: AuthConfig = Field(default_factory=AuthConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
