@@ -214,7 +214,7 @@ async def stream_to_clients(
     try:
         await asyncio.gather(*(c.start() for c in clients))
         try:
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(45):
                 await asyncio.gather(*(c.received.ready.wait() for c in clients))
         except TimeoutError:
             await asyncio.gather(*(c.stop(5) for c in clients))
@@ -237,7 +237,7 @@ async def stream_to_clients(
         truth = await chain.logs()
         assert len(truth) == n_pings, f"anvil has {len(truth)} Ping logs for {n_pings} transactions"
         # drain: every client has as many logs as the chain and has seen two blocks after the last log's
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             await chain.learn_blocks()
             if all(caught_up(c.received, chain, len(truth), end_block) for c in clients):
