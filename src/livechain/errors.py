@@ -155,6 +155,23 @@ class Unauthorized(ClientError):
     http_status = 401
 
 
+class FilterNotFound(ClientError):
+    """geth's answer for a filter id that does not exist (never did, expired, uninstalled, or another
+    client's): clients recreate their filter on it."""
+
+    code = -32000
+
+    def __init__(self, message: str = "filter not found") -> None:
+        super().__init__(message)
+
+
+class FilterOverflow(ClientError):
+    """A filter buffered more entries than it may between two polls: it is removed, and this is what its next
+    poll gets (the client recreates it)."""
+
+    code = -32000
+
+
 class Forbidden(ClientError):
     code = -32003
     http_status = 403
@@ -300,6 +317,11 @@ class QuorumFailed(RoutingError):
             + (f", {failed} failed" if failed else ""),
             data={"asked": size, "votes": votes, "failed": failed},
         )
+
+
+class SubscriptionUnavailable(RoutingError):
+    """No provider subscription could be made live for an eth_subscribe (or a filter) in time, and there is
+    no HTTP fallback for its kind: the client gets this instead of an id that would never deliver."""
 
 
 class DeadlineExceeded(RoutingError):

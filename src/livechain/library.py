@@ -314,7 +314,7 @@ class Subscription:
         self._chain = chain
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue)
         self._overflow = False
-        self._feed: FeedSubscription | None = chain.subscribe(params, self, self.id.encode())
+        self._feed: FeedSubscription | None = chain.subscribe_now(params, self, self.id.encode())
 
     @property
     def kind(self) -> str:

@@ -3,7 +3,9 @@
     call(request, route, client)        one JSON-RPC request through the chain's pipeline → an Answer
     route(strategy, provider)           how calls pick providers (a strategy, or one pinned provider)
     check_batch(size)                   the chain's batch limit
-    subscribe(params, sink, sid)        a client subscription on the chain's raced feeds
+    subscribe(params, sink, sid)        a client subscription on the chain's raced feeds, answered once it
+                                        will deliver (a resumed one: with its missed events)
+    subscribe_now(params, sink, sid)    the same, live now or refused (the library, filters)
     unsubscribe(subscription)
     snapshot(), and the read-only views in `chains.views`
 
@@ -32,13 +34,23 @@ from livechain.cache.store import CacheBackend
 from livechain.chains.finality import Finality
 from livechain.clock import SYSTEM_CLOCK, Clock
 from livechain.config.schema import CONSENSUS_DEFAULTS, ChainConfig, MetricsConfig
-from livechain.errors import LimitExceeded, MethodNotFound, NoRoute, ProviderError, UnknownChain
+from livechain.errors import (
+    InvalidParams,
+    LimitExceeded,
+    LivechainError,
+    MethodNotFound,
+    NoRoute,
+    ProviderError,
+    SubscriptionUnavailable,
+    UnknownChain,
+)
 from livechain.events import EventBus
 from livechain.evm.events import hex_number
 from livechain.evm.fixes import Floor
 from livechain.evm.integrity import check as verify_answer
 from livechain.evm.methods import MethodPolicy
 from livechain.failsafe import Supervisor, TaskSet
+from livechain.filters import Filters
 from livechain.jsonrpc.messages import Request
 from livechain.jsonrpc.replies import Answer, Reply
 from livechain.metrics.scoring import race_factors, race_score
@@ -50,6 +62,7 @@ from livechain.pipeline.coalesce import Coalesce
 from livechain.pipeline.confirm import Confirm
 from livechain.pipeline.consensus import Consensus
 from livechain.pipeline.consistency import Consistency
+from livechain.pipeline.filters import FilterStage, release
 from livechain.pipeline.fixes import AlreadyKnown, BlockNumberFloor
 from livechain.pipeline.limits import LogsRange
 from livechain.pipeline.logs import LogsSplit
@@ -105,9 +118,13 @@ class Chain:
         self._health: dict[str, object] = {}
         self.subscriptions = SubscriptionManager(
             self.name, self.pool, self.store, events, self.fetch, self.tasks, supervisor,
-            liveness=config.ws_liveness, window=config.race_window,
+            liveness=config.ws_liveness, window=config.race_window, query=self.query,
         )
         self.subscriptions.tracker.follow(self)
+        fc = config.filters
+        self.filters = Filters(ttl=fc.ttl, max=fc.max, max_per_client=fc.max_per_client, max_entries=fc.max_entries,
+                               clock=clock.monotonic, release=lambda f: release(f, self.unsubscribe))
+        self.subscriptions.tracker.follow(self.filters)
         self.finality = Finality(self.name, config.finality_depth, lambda: self.pool.best_head, self.ask)
         # what outlives config reloads: eth_blockNumber's floor, the cache's view, requests in flight
         self._floor = Floor()
@@ -123,8 +140,11 @@ class Chain:
         self.policy = MethodPolicy(config.methods.allow, config.methods.deny)
         if config.finality_depth != self.config.finality_depth:
             self.finality.configure(config.finality_depth)
+        fc = config.filters
+        self.filters.configure(ttl=fc.ttl, max=fc.max, max_per_client=fc.max_per_client, max_entries=fc.max_entries)
         stages: list[Stage] = [
             Policy(self.name, self.policy),
+            FilterStage(self.filters, self),
             LogsRange(config.max_block_range, lambda: self.pool.best_head),
             BlockNumberFloor(self._floor),  # before the cache: a hit is raised to the floor too
             AlreadyKnown(),
@@ -176,20 +196,23 @@ class Chain:
     # ------------------------------------------------------------------ requests
 
     def call(
-        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False
+        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False,
+        owner: str | None = None,
     ) -> Awaitable[Answer]:
         """One request through the pipeline. The answer, or a `livechain.errors` error (client errors,
         routing errors, InternalError for a bug). A provider's own JSON-RPC error is an answer. `fresh`: the
-        client's `Cache-Control: no-cache` (not answered from the cache; the cache is refreshed)."""
-        return self.pipeline.run(Call(request, route or self.default_route, client, fresh))
+        client's `Cache-Control: no-cache` (not answered from the cache; the cache is refreshed). `owner`: who
+        owns the filters it creates (`Call.owner`)."""
+        return self.pipeline.run(Call(request, route or self.default_route, client, fresh, owner))
 
     def begin(
-        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False
+        self, request: Request, route: Route | None = None, client: str | None = None, fresh: bool = False,
+        owner: str | None = None,
     ) -> tuple[Call, Answer | None]:
         """`call` in two steps, for an edge that can write an answer at once: the stages before the forwarder,
         synchronously — (the call, its answer) when one of them answered it (a cache hit, a refusal raises),
         else (the call, None) and `finish(call)` takes it on."""
-        call = Call(request, route or self.default_route, client, fresh)
+        call = Call(request, route or self.default_route, client, fresh, owner)
         return call, self.pipeline.begin(call)
 
     def finish(self, call: Call) -> Awaitable[Answer]:
@@ -255,15 +278,79 @@ class Chain:
             raise ProviderError(f"{method} gave no result", provider="")
         return reply.result
 
+    async def query(self, method: str, params: list) -> Any:
+        """A request of Livechain's own on a client's behalf (a logs feed's missed blocks, a resumed
+        subscription's missed events) through the pipeline — split, cached, block-aware like a client's —
+        for a result: raises when none was given."""
+        reply = (await self.call(Request(method, params, 1))).value()
+        if reply.error is not None:
+            raise ProviderError(f"{method} gave no result", provider="")
+        return reply.result
+
+    # ------------------------------------------------------------------ what the filters stage reads
+
+    def head(self) -> int | None:
+        return self.subscriptions.tracker.last_number
+
+    def max_range(self) -> int:
+        return self.config.max_block_range
+
     # ------------------------------------------------------------------ subscriptions
 
-    def subscribe(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
-        """Subscribe `sink` (a client connection) to this chain's raced feed for `params` under its own id.
-        Raises MethodNotFound when the chain denies eth_subscribe, InvalidParams for bad parameters. The
-        caller answers the client before the first notification can arrive (nothing here awaits)."""
+    async def subscribe(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
+        """Subscribe `sink` (a client connection) to this chain's raced feed for `params` under its own id, once
+        it will deliver: a provider subscription is live, or (heads, logs) the HTTP fallback can run — else
+        SubscriptionUnavailable after a few seconds, never an id that delivers nothing. With `fromBlock`
+        (newHeads, logs) the missed events are fetched first and held with the live ones until the caller,
+        having answered the client, calls `Subscription.release()`. Raises MethodNotFound when the chain
+        denies eth_subscribe, InvalidParams / LimitExceeded for bad parameters. Nothing awaits between the
+        attach and the return: the caller answers the client before the first notification."""
         if self.policy.denies_subscriptions:
             raise MethodNotFound("eth_subscribe is denied on this chain")
-        return self.subscriptions.subscribe(params, sink, sid)
+        manager = self.subscriptions
+        feed, start = manager.open(params, self.config.max_resume_blocks)
+        try:
+            ready = await manager.wait(feed)
+        except BaseException:
+            manager.discard(feed)  # only when nobody else uses it
+            raise
+        if not ready:
+            manager.discard(feed)
+            raise SubscriptionUnavailable(f"eth_subscribe {feed.kind}: no provider subscription could be made live "
+                                          "(and this kind has no HTTP fallback); try again later")
+        subscription = manager.attach(feed, sink, sid, start)
+        resume = subscription.resume
+        if resume is not None:
+            try:
+                await resume.fetch()
+            except BaseException as exc:
+                manager.unsubscribe(subscription)
+                if isinstance(exc, LivechainError) and not isinstance(exc, ProviderError):
+                    raise
+                if isinstance(exc, Exception):
+                    raise SubscriptionUnavailable(f"eth_subscribe {feed.kind}: the events since fromBlock could not "
+                                                  "be read; try again") from None
+                raise
+            if resume.overflowed:
+                manager.unsubscribe(subscription)
+                raise LimitExceeded(f"eth_subscribe {feed.kind}: too many live events while resuming; try again")
+        return subscription
+
+    def subscribe_now(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
+        """`subscribe` without waiting: live now (a provider subscription, or the HTTP fallback), or
+        SubscriptionUnavailable. No `fromBlock` (a resume needs `subscribe`)."""
+        if self.policy.denies_subscriptions:
+            raise MethodNotFound("eth_subscribe is denied on this chain")
+        manager = self.subscriptions
+        feed, start = manager.open(params, self.config.max_resume_blocks)
+        if start is not None:
+            manager.discard(feed)
+            raise InvalidParams("fromBlock: a resumed subscription is served by eth_subscribe over a WebSocket")
+        if not manager.ready(feed):
+            manager.discard(feed)
+            raise SubscriptionUnavailable(f"{feed.kind}: no provider subscription is live (and this kind has no "
+                                          "HTTP fallback); try again later")
+        return manager.attach(feed, sink, sid)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.subscriptions.unsubscribe(subscription)
@@ -274,6 +361,8 @@ class Chain:
         for provider in self.pool.providers:
             self._watch(provider)
         self.subscriptions.start()
+        name = f"{self.name}/filters"
+        self.tasks.spawn(name, self._supervisor.supervise(name, self._expire_filters, chain=self.name))
         name = f"{self.name}/finality"
         self.tasks.spawn(name, self._supervisor.supervise(
             name,
@@ -390,7 +479,14 @@ class Chain:
                 added=[p.id for p in added], removed=[p.id for p in retired],
             )
 
+    async def _expire_filters(self) -> None:
+        """The filters not polled for their ttl go, with what they subscribed to (checked every ttl/4, ≤ 30 s)."""
+        while True:
+            await asyncio.sleep(min(30.0, self.filters.ttl / 4))
+            self.filters.expire()
+
     async def close(self) -> None:
+        self.filters.close()
         self.forwarder.close()
         await self.tasks.close(timeout=5)
         await self.pool.close()
@@ -408,4 +504,5 @@ class Chain:
             "best_head": best,
             "providers": [p.snapshot(best, ws(p.id)) for p in self.pool.providers],
             "subscriptions": self.subscriptions.snapshot(),
+            "filters": self.filters.snapshot(),
         }

@@ -30,7 +30,7 @@ class Local(Protocol):
 
     methods: frozenset[str]
 
-    def answer_local(self, request: Request) -> bytes | None:
+    async def answer_local(self, request: Request) -> bytes | None:
         """The reply bytes; None for a notification."""
         ...
 
@@ -44,12 +44,12 @@ def read(body: bytes, client: Client) -> Parsed:
 
 
 async def answer_one(
-    chain: Chain, request: Request, route: Route, who: str | None, fresh: bool = False
+    chain: Chain, request: Request, route: Route, who: str | None, fresh: bool = False, owner: str | None = None
 ) -> tuple[bytes, str, int, str]:
     """(reply bytes, provider id or "", attempts, what the cache did). Never raises a Livechain error: it is
     the reply."""
     try:
-        answer = await chain.call(request, route, who, fresh)
+        answer = await chain.call(request, route, who, fresh, owner)
     except LivechainError as exc:
         return error_body(exc, request.reply_id), "", getattr(exc, "attempts", 0), "bypass"
     return answer.body, answer.provider, answer.attempts, answer.cache
@@ -57,7 +57,7 @@ async def answer_one(
 
 async def answer_batch(
     chain: Chain, items: list[Request | Invalid], route: Route, who: str | None, local: Local | None = None,
-    fresh: bool = False,
+    fresh: bool = False, owner: str | None = None,
 ) -> tuple[bytes | None, str, int, str]:
     """(reply bytes or None when only notifications were sent, the providers that answered joined by ",",
     attempts in all, what the cache did for the items joined by ","). Over the batch limit: one -32005
@@ -72,8 +72,8 @@ async def answer_batch(
             return error_body(item.error, item.id), "", 0, "bypass"
         request: Request = item  # type: ignore[assignment]
         if local is not None and request.method in local.methods:
-            return local.answer_local(request), "", 0, "bypass"
-        body, provider, attempts, cache = await answer_one(chain, request, route, who, fresh)
+            return await local.answer_local(request), "", 0, "bypass"
+        body, provider, attempts, cache = await answer_one(chain, request, route, who, fresh, owner)
         return (None if request.notification else body), provider, attempts, cache
 
     results = await asyncio.gather(*(one(item) for item in items))

@@ -5,9 +5,11 @@
   batches run concurrently through `Chain.call`, at most MAX_INFLIGHT per session (beyond: -32005 with each
   request's id), and are answered as they finish;
 - `eth_subscribe` / `eth_unsubscribe` are the session's own: subscription ids are Livechain's (random,
-  per session), the subscription is on the chain's shared, raced feed (`Chain.subscribe`), and the reply to
-  eth_subscribe is always sent before the subscription's first notification (subscribing and answering
-  happen in one step of the loop);
+  per session), the subscription is on the chain's shared, raced feed (`Chain.subscribe`, which answers only
+  once the subscription will deliver: a provider subscription is live or the HTTP fallback runs — else an
+  error), and the reply to eth_subscribe is always sent before the subscription's first notification
+  (attaching and answering happen in one step of the loop; a resumed subscription's missed events are
+  released right after the reply);
 - notifications go out through `send_notification` (the session is the feed's `Sink`).
 
 The connection gives the session `send(bytes)`, calls `receive(bytes)` per message and `close()` once.
@@ -55,10 +57,13 @@ class RpcSession:
         name: str,
         fresh: bool = False,
         session: str | None = None,
+        owner: str | None = None,
     ) -> None:
         """`fresh`: the connection asked `Cache-Control: no-cache` (every request answered by a provider).
         `session`: an X-Livechain-Session value shared with other connections; without one, the connection is
-        its own session (the consistency stages never serve it a block below one it was given)."""
+        its own session (the consistency stages never serve it a block below one it was given). `owner`: who
+        owns the filters it creates (the API key's name, else the client's address)."""
+        self.owner = owner
         self.chain = chain
         self.fresh = fresh
         self.route = route
@@ -69,6 +74,8 @@ class RpcSession:
         self.max_subscriptions = max_subscriptions
         self.name = name
         self.subscriptions: dict[bytes, Subscription] = {}
+        self._subscribing = 0  # eth_subscribe waiting for its feed
+        self._unreleased: list[Subscription] = []  # answered in a batch not sent yet
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
 
@@ -90,7 +97,10 @@ class RpcSession:
             self._send(error_body(parsed.error, parsed.id))
             return
         if type(parsed) is Request and parsed.method in self.methods:
-            self._send_opt(self.answer_local(parsed))  # nothing to await: answered in order, no task
+            if parsed.method == "eth_unsubscribe":  # nothing to await: answered in order, no task
+                self._send_opt(self._local_reply(parsed, self._unsubscribe))
+            else:
+                self._spawn(self._local(parsed))
             return
         if len(self._tasks) >= MAX_INFLIGHT:
             self._send(refusal(parsed, LimitExceeded(f"more than {MAX_INFLIGHT} requests in flight on this connection")))
@@ -99,7 +109,7 @@ class RpcSession:
             self._spawn(self._batch(parsed))  # type: ignore[arg-type]
             return
         try:  # the stages before the forwarder at once: a cache hit or a refusal needs no task
-            call, answer = self.chain.begin(parsed, self.route, self._who, self.fresh)
+            call, answer = self.chain.begin(parsed, self.route, self._who, self.fresh, self.owner)
         except LivechainError as exc:
             answer, body = None, error_body(exc, parsed.reply_id)
         else:
@@ -124,18 +134,24 @@ class RpcSession:
             self._send(body)
 
     async def _batch(self, items: list[Request | Invalid]) -> None:
-        body, _, _, _ = await answer_batch(self.chain, items, self.route, self._who, self, self.fresh)
+        body, _, _, _ = await answer_batch(self.chain, items, self.route, self._who, self, self.fresh, self.owner)
         self._send_opt(body)
+        self._release()
 
     # ------------------------------------------------------------------ the session's own methods
 
-    def answer_local(self, request: Request) -> bytes | None:
-        """eth_subscribe / eth_unsubscribe, answered synchronously. None for a notification."""
+    async def _local(self, request: Request) -> None:
+        """A single eth_subscribe: answered once the subscription delivers, then its held events released."""
+        self._send_opt(await self.answer_local(request))
+        self._release()
+
+    async def answer_local(self, request: Request) -> bytes | None:
+        """eth_subscribe / eth_unsubscribe (the batch path: `clients.exchange.Local`). None for a notification.
+        A subscription answered here is released (`_release`) once the reply is sent."""
+        if request.method == "eth_unsubscribe":
+            return self._local_reply(request, self._unsubscribe)
         try:
-            if request.method == "eth_subscribe":
-                reply = self._subscribe(request)
-            else:
-                reply = self._unsubscribe(request)
+            reply = await self._subscribe(request)
         except LivechainError as exc:
             reply = error_body(exc, request.reply_id)
         except Exception:
@@ -143,13 +159,39 @@ class RpcSession:
             reply = error_body(InternalError(), request.reply_id)
         return None if request.notification else reply
 
-    def _subscribe(self, request: Request) -> bytes:
-        if len(self.subscriptions) >= self.max_subscriptions:
+    def _local_reply(self, request: Request, answer: Callable[[Request], bytes]) -> bytes | None:
+        try:
+            reply = answer(request)
+        except LivechainError as exc:
+            reply = error_body(exc, request.reply_id)
+        except Exception:
+            log.exception("unexpected error in %s", request.method, extra={"chain": self.chain.name})
+            reply = error_body(InternalError(), request.reply_id)
+        return None if request.notification else reply
+
+    async def _subscribe(self, request: Request) -> bytes:
+        if len(self.subscriptions) + self._subscribing >= self.max_subscriptions:
             raise LimitExceeded(f"at most {self.max_subscriptions} subscriptions per connection")
         sid = ("0x" + secrets.token_hex(16)).encode()
-        self.subscriptions[sid] = self.chain.subscribe(request.params, self, sid)
-        # sent before any notification: subscribe() and this reply happen in the same step of the loop
+        self._subscribing += 1
+        try:
+            subscription = await self.chain.subscribe(request.params, self, sid)
+        finally:
+            self._subscribing -= 1
+        if self.closed:
+            self.chain.unsubscribe(subscription)
+            raise LimitExceeded("the connection closed")
+        self.subscriptions[sid] = subscription
+        self._unreleased.append(subscription)
+        # sent before any notification: attaching and this reply happen in the same step of the loop
         return result_response(request.reply_id, sid.decode())
+
+    def _release(self) -> None:
+        """Subscriptions whose reply was sent: a resumed one's missed events go out now."""
+        unreleased, self._unreleased = self._unreleased, []
+        for subscription in unreleased:
+            if not self.closed:
+                subscription.release()
 
     def _unsubscribe(self, request: Request) -> bytes:
         params = request.params

@@ -366,6 +366,15 @@ class SessionsConfig(_Model):
     idle: Duration = 600.0  # a session inactive this long is forgotten
 
 
+class FiltersConfig(_Model):
+    """Stateful filters (eth_newFilter …), served by Livechain from its raced feeds."""
+
+    ttl: Duration = 300.0  # a filter not polled this long expires ("filter not found": clients recreate it)
+    max: PositiveInt = 10_000  # filters on the chain
+    max_per_client: PositiveInt = 100  # filters per API key, else per client address
+    max_entries: PositiveInt = 10_000  # entries buffered per filter between two polls (past it: an error)
+
+
 class CacheConfig(_Model):
     """The response cache of this process (every chain shares its bytes)."""
 
@@ -399,6 +408,9 @@ class ChainConfig(_Model):
     consensus: Annotated[dict[Text, Consensus], AfterValidator(FrozenDict)] = Field(default_factory=FrozenDict)
     integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    #: how far back eth_subscribe's `fromBlock` (a resumed subscription) may reach, in blocks
+    max_resume_blocks: PositiveInt = 1_000
     providers: Annotated[tuple[ProviderConfig, ...], AfterValidator(_check_providers)]
 
     _name: str = PrivateAttr(default="")

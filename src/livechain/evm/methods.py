@@ -5,6 +5,9 @@ Default policy: the standard read methods and `eth_sendRawTransaction` are allow
 `methods.allow` names it. A chain's `methods.deny` always wins.
 
     allowed(m) = (m in DEFAULT_ALLOWED or m matches chain.allow) and not m matches chain.deny
+
+The filter methods (`FILTER_METHODS`) are in the default set: Livechain serves them itself (never a
+provider), so they are allowed whatever `allow` says; only a `deny` glob naming them refuses them.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ DEFAULT_ALLOWED: frozenset[str] = frozenset(
 #: methods that only make sense on a WebSocket connection
 SUBSCRIPTION_METHODS: frozenset[str] = frozenset({"eth_subscribe", "eth_unsubscribe"})
 
-#: stateful filters live on one provider; routing them across several would lose them
+#: stateful filters: served by Livechain itself from its raced feeds (`livechain.pipeline.filters`), never by a
+#: provider (a provider's filter would be lost on failover)
 FILTER_METHODS: frozenset[str] = frozenset(
     {
         "eth_newFilter",
@@ -105,7 +109,9 @@ class MethodPolicy:
         hit = self._cache.get(method)
         if hit is not None:
             return hit
-        allowed = (method in self._base or any(fnmatchcase(method, g) for g in self._allow)) and not any(
+        allowed = (
+            method in self._base or method in FILTER_METHODS or any(fnmatchcase(method, g) for g in self._allow)
+        ) and not any(
             fnmatchcase(method, g) for g in self._deny
         )
         if len(self._cache) < _CACHE_LIMIT:
@@ -118,8 +124,5 @@ def denial_message(method: str, chain: str) -> str:
     if method in SUBSCRIPTION_METHODS:
         return f"{method} is only available over WebSocket: connect to /ws/rpc/{chain}"
     if method in FILTER_METHODS:
-        return (
-            f"{method}: stateful filters are not served across providers; "
-            f"use eth_subscribe on /ws/rpc/{chain} or eth_getLogs"
-        )
+        return f"{method} is denied on this chain"
     return f"the method {method} does not exist/is not available"

@@ -33,16 +33,20 @@ class Call:
     know some providers cannot answer it narrow where it goes: `accept` (only providers it is true of) and
     `prefer` (those first; `narrow` adds a condition); `check` judges each provider's answer before it is
     taken (a lagging or invalid one fails over); `need` is the block the answering provider must have
-    reached."""
+    reached. `owner` is who owns what the call creates (a filter): the API key's name, else the client's
+    address; None for an in-process caller."""
 
-    __slots__ = ("accept", "check", "client", "epoch", "fresh", "key", "need", "plan", "prefer", "read_done", "ref",
-                 "request", "route")
+    __slots__ = ("accept", "check", "client", "epoch", "fresh", "key", "need", "owner", "plan", "prefer", "read_done",
+                 "ref", "request", "route")
 
-    def __init__(self, request: Request, route: Route, client: str | None = None, fresh: bool = False) -> None:
+    def __init__(
+        self, request: Request, route: Route, client: str | None = None, fresh: bool = False, owner: str | None = None
+    ) -> None:
         self.request = request
         self.route = route
         self.client = client
         self.fresh = fresh
+        self.owner = owner
         self.key: bytes | None = None
         self.ref: Any = None
         self.epoch: Any = None

@@ -132,7 +132,7 @@ class Routes:
         headers = request.headers
         fresh = "no-cache" in headers.get("cache-control", "")
         return self.rpc.handle_now(chain, request.body, strategy=strategy, provider_id=provider, client=client,
-                                   fresh=fresh, session=headers.get("x-livechain-session"))
+                                   fresh=fresh, session=headers.get("x-livechain-session"), peer=request.peer)
 
     async def _plugins(self, request: Request) -> Response | None:
         for plugin in self.plugins:

@@ -71,10 +71,12 @@ class RpcEndpoint:
         client: Client = OPEN,
         fresh: bool = False,
         session: str | None = None,
+        peer: str = "",
     ) -> Response | Later:
         """As far as the request goes without waiting: the response when nothing is left to wait for (a cache
         hit, a refusal, a body that is not JSON-RPC), else a function whose awaitable is the rest. `session`:
-        the X-Livechain-Session header — the client the consistency stages key by (scoped by its API key)."""
+        the X-Livechain-Session header — the client the consistency stages key by (scoped by its API key).
+        `peer`: the connection's address — with the key's name, who owns the filters the request creates."""
         try:
             chain = self.resolve(chain_key)
             if client is OPEN and strategy is None and provider_id is None:  # the common case, inlined
@@ -87,9 +89,10 @@ class RpcEndpoint:
             return error_response(exc)
         if session:
             who = f"{who or ''}/{session[:MAX_SESSION]}"
+        owner = client.name or client.address or peer
         if type(parsed) is Request:
             try:
-                call, answer = chain.begin(parsed, route, who, fresh)
+                call, answer = chain.begin(parsed, route, who, fresh, owner)
             except LivechainError as exc:
                 return _single(parsed, None, exc)
             if answer is not None:
@@ -97,7 +100,7 @@ class RpcEndpoint:
             return partial(_finish, chain, call, parsed)
         if type(parsed) is Invalid:
             return Response(200, error_body(parsed.error, parsed.id))
-        return partial(_batch, chain, parsed, route, who, fresh)
+        return partial(_batch, chain, parsed, route, who, fresh, owner)
 
 
 Later = Callable[[], Awaitable[Response]]
@@ -122,7 +125,7 @@ async def _finish(chain: Chain, call: Call, request: Request) -> Response:
     return _single(request, answer, None)
 
 
-async def _batch(chain: Chain, parsed: list, route: Route, who: str | None, fresh: bool) -> Response:
-    batch, providers, attempts, cache = await answer_batch(chain, parsed, route, who, fresh=fresh)
+async def _batch(chain: Chain, parsed: list, route: Route, who: str | None, fresh: bool, owner: str) -> Response:
+    batch, providers, attempts, cache = await answer_batch(chain, parsed, route, who, fresh=fresh, owner=owner)
     headers = rpc_headers(providers, attempts, cache)
     return Response(204, headers=headers) if batch is None else Response(200, batch, headers=headers)

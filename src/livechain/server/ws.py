@@ -113,7 +113,7 @@ class WsEndpoint:
         ws.session = RpcSession(
             chain, route, client, ws.send, max_subscriptions=self.max_subscriptions,
             name=f"ws/{chain.name}/{request.peer}", fresh="no-cache" in request.headers.get("cache-control", ""),
-            session=request.headers.get("x-livechain-session"),
+            session=request.headers.get("x-livechain-session"), owner=client.name or client.address or request.peer,
         )
         return ws
 

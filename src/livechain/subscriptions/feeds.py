@@ -9,8 +9,10 @@ every client (each client adds its own subscription id).
     LogsFeed     logs with a filter: a winner is delivered once its block is on the canonical head stream
                  (so on a reorg the removals always come first; deduplicated by (blockHash, logIndex,
                  removed)); on a reorg the orphaned blocks' delivered logs are re-sent with removed: true
-                 (newest first), and missed ranges — after every provider was lost, after backfilled heads,
-                 after a reorg — are fetched with eth_getLogs over exactly the subscription's filter.
+                 (newest first), and missed ranges — after backfilled heads, after a reorg — are fetched
+                 with eth_getLogs over exactly the subscription's filter. While no provider subscription is
+                 live (no provider has a WebSocket, or all are down) every new canonical block's logs are
+                 fetched that way: the HTTP fallback, so a logs subscription never silently stops.
     Feed         newPendingTransactions and any other kind: race and deliver.
 """
 
@@ -72,6 +74,9 @@ class Feed:
         self.aggregator = RaceAggregator(kind, store, self.live, max_age=window, on_race=on_race)
         self.delivered = 0
         self.permanent = False  # the chain's own head feed stays while the chain lives
+        #: clients waiting for the feed to become live (`SubscriptionManager.wait`): it stays meanwhile
+        self.waiting = 0
+        self._bound: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ clients
 
@@ -83,13 +88,22 @@ class Feed:
 
     @property
     def idle(self) -> bool:
-        return not self.clients and not self.permanent
+        return not self.clients and not self.permanent and not self.waiting
+
+    async def bound(self) -> None:
+        """Until a provider subscription is live for this feed."""
+        while not self.live:
+            if self._bound is None or self._bound.is_set():
+                self._bound = asyncio.Event()
+            await self._bound.wait()
 
     # ------------------------------------------------------------------ providers
 
     def bind(self, provider: str, upstream_id: str, since_ns: int) -> None:
         self.upstream[provider] = upstream_id
         self.live[provider] = since_ns
+        if self._bound is not None:
+            self._bound.set()
 
     def unbind(self, provider: str) -> None:
         self.upstream.pop(provider, None)
@@ -165,7 +179,6 @@ class LogsFeed(Feed):
         self.by_block: OrderedDict[str, list[dict]] = OrderedDict()
         self._keys: set[tuple] = set()
         self.covered_to: int | None = tracker.last_number
-        self._outage = False
         self._backfill_from: int | None = None
         self._held: list[dict] = []  # live winners that arrived while a backfill runs
         #: block hash → (arrival time, logs) of live logs whose block is not on the head stream yet
@@ -173,6 +186,7 @@ class LogsFeed(Feed):
         self._worker: asyncio.Task | None = None
         self.removed_sent = 0
         self.backfilled = 0
+        self.polled = 0  # blocks whose logs were fetched because no provider subscription was live
 
     def close(self) -> None:
         self.tracker.unfollow(self)
@@ -183,9 +197,8 @@ class LogsFeed(Feed):
 
     def unbind(self, provider: str) -> None:
         super().unbind(provider)
-        if not self.live and not self._outage:
-            self._outage = True  # nobody is watching: whatever happens now must be backfilled
-            log.info("logs feed lost every provider", extra={"feed": self.name})
+        if not self.live:
+            log.info("logs feed lost every provider: fetching each block's logs", extra={"feed": self.name})
 
     # ------------------------------------------------------------------ live logs
 
@@ -260,11 +273,9 @@ class LogsFeed(Feed):
                 self._deliver_log(entry)
         if backfilled:
             self._want(number)  # no provider delivered this block's head: its logs may be missing too
-        if self._outage:
-            if not self.live:
-                return  # still nobody subscribed: coverage does not advance
-            self._outage = False
-            self._want(self.covered_to + 1 if self.covered_to is not None else number)
+        if not self.live:  # nobody delivers this feed's logs: fetch them, from where coverage ends
+            self.polled += 1
+            self._want(self.covered_to + 1 if self.covered_to is not None and self.covered_to < number else number)
         if self._backfill_from is not None and (self._worker is None or self._worker.done()):
             self._worker = self._spawn(f"{self.name}/backfill", self._backfill())
         self.covered_to = number

@@ -18,11 +18,12 @@ The manager is step 2 of a notification's way (see `livechain.subscriptions`): `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
-from livechain.errors import InvalidParams, LivechainError
+from livechain.errors import LimitExceeded, LivechainError, SubscriptionUnavailable
 from livechain.events import EventBus
 from livechain.evm.events import LOGS, NEW_HEADS, header_of, hex_number
 from livechain.failsafe import Backoff, Supervisor, TaskSet
@@ -32,23 +33,35 @@ from livechain.providers.provider import Provider
 from livechain.subscriptions.feeds import Feed, Fetch, HeadsFeed, LogsFeed, Sink
 from livechain.subscriptions.heads import HeadTracker
 from livechain.subscriptions.params import canonical
+from livechain.subscriptions.resume import Resume, split_resume
 from livechain.transport.ws import UpstreamWs
 
 log = logging.getLogger("livechain.subscriptions")
 
 SUBSCRIBE_TIMEOUT = 5.0
+#: how long a head the providers reported may be missing from the WS head stream before it is fetched
+LATE_HEAD = 1.0
+POLL_READY = 0.25  # how often a waiting subscribe looks again whether a provider answers over HTTP
 MAX_FEEDS = 10_000
 
 
 class Subscription:
-    """One client subscription: which feed, which client sink, which id the client knows it by."""
+    """One client subscription: which feed, which client sink, which id the client knows it by; `resume` while
+    a resumed subscription's missed events are being fetched (`release()` hands over to the client's sink)."""
 
-    __slots__ = ("feed", "sid", "sink")
+    __slots__ = ("feed", "resume", "sid", "sink")
 
-    def __init__(self, feed: Feed, sink: Sink, sid: bytes) -> None:
+    def __init__(self, feed: Feed, sink: Sink, sid: bytes, resume: Resume | None = None) -> None:
         self.feed = feed
         self.sink = sink
         self.sid = sid
+        self.resume = resume
+
+    def release(self) -> None:
+        """After the client was answered: a resumed subscription's missed events, then the live stream."""
+        resume, self.resume = self.resume, None
+        if resume is not None and self.sink is resume:
+            self.sink = resume.release()
 
     @property
     def kind(self) -> str:
@@ -68,12 +81,17 @@ class SubscriptionManager:
         *,
         liveness: float = 10.0,
         window: float = 30.0,
+        query: Fetch | None = None,
     ) -> None:
+        """`fetch`: Livechain's own requests straight to a provider (the head stream's backfill); `query`: its
+        requests on a client's behalf through the chain's pipeline (a logs feed's missed blocks, a resumed
+        subscription's missed events; `fetch` when None)."""
         self.chain = chain
         self.pool = pool
         self.store = store
         self.events = events
         self._fetch = fetch
+        self._query = query or fetch
         self.tasks = tasks
         self._supervisor = supervisor
         self.liveness = liveness
@@ -87,6 +105,7 @@ class SubscriptionManager:
         self.heads = HeadsFeed(store, self.tracker, window, on_race=self._race_event)
         self.feeds[self.heads.key] = self.heads
         self._polling: asyncio.Task | None = None
+        self._late: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ provider connections
 
@@ -202,20 +221,38 @@ class SubscriptionManager:
 
     def best_head_advanced(self, number: int) -> None:
         """The chain's best head advanced (from any source). Without live WS heads — or before the head stream
-        has its first head, so that the canonical chain is known from the start — fetch it over HTTP."""
+        has its first head, so that the canonical chain is known from the start — fetch it over HTTP. With live
+        WS heads, a head the stream still lacks after `LATE_HEAD` (a block mined while a provider's subscription
+        was being remade is never notified) is fetched too: the stream never waits for the next block."""
         last = self.tracker.last_number
-        if (self.heads.live and last is not None) or (self._polling is not None and not self._polling.done()):
+        if self.heads.live and last is not None:
+            if number > last and (self._late is None or self._late.done()):
+                self._late = self.tasks.spawn(f"{self.chain}/heads/late", self._poll_late())
+            return
+        if self._polling is not None and not self._polling.done():
             return
         if last is not None and number <= last:
             return
         self._polling = self.tasks.spawn(f"{self.chain}/heads/poll", self._poll_head(number))
+
+    async def _poll_late(self) -> None:
+        """While the head stream lacks the best head `LATE_HEAD` after it was reported: fetch it."""
+        while True:
+            await asyncio.sleep(LATE_HEAD)
+            best, last = self.pool.best_head, self.tracker.last_number
+            if best is None or last is None or last >= best or not self.heads.live:
+                return
+            log.info("head not delivered by any provider subscription; fetched",
+                     extra={"chain": self.chain, "number": best, "stream": last})
+            await self._poll_head(best)
 
     async def _poll_head(self, number: int) -> None:
         try:
             block = await self._fetch("eth_getBlockByNumber", [hex(number), False])
         except LivechainError:
             return  # the next health check tries again
-        if isinstance(block, dict) and (not self.heads.live or self.tracker.last_number is None):
+        last = self.tracker.last_number
+        if isinstance(block, dict) and (last is None or last < number):  # a WS may have delivered it meanwhile
             self.tracker.offer(header_of(block))
 
     def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:
@@ -224,15 +261,25 @@ class SubscriptionManager:
 
     # ------------------------------------------------------------------ client subscriptions
 
-    def subscribe(self, params: Any, sink: Sink, sid: bytes) -> Subscription:
-        """Subscribe a client sink under its own id `sid`. Raises InvalidParams for bad parameters."""
+    def open(self, params: Any, max_resume: int) -> tuple[Feed, int | None]:
+        """The feed for `params` (created, and subscribed on every provider, when new) and the block to resume
+        from (`fromBlock`, None for a plain subscription). Raises InvalidParams for bad parameters, and when
+        `fromBlock` is more than `max_resume` blocks behind the head stream."""
+        params, start = split_resume(params)
         kind, upstream_params, key = canonical(params)
+        if start is not None:
+            last = self.tracker.last_number
+            if last is None:
+                raise SubscriptionUnavailable("eth_subscribe: fromBlock needs the chain's head, not known yet; retry")
+            if last - start + 1 > max_resume:
+                raise LimitExceeded(f"eth_subscribe: fromBlock {start} is {last - start + 1} blocks behind the head "
+                                    f"({last}); at most max_resume_blocks = {max_resume} can be resumed")
         feed = self.feeds.get(key)
         if feed is None:
             if len(self.feeds) >= MAX_FEEDS:
-                raise InvalidParams("too many distinct subscriptions on this chain")
+                raise LimitExceeded("too many distinct subscriptions on this chain")
             if kind == LOGS:
-                feed = LogsFeed(upstream_params, key, self.store, self.tracker, self._fetch, self.tasks.spawn,
+                feed = LogsFeed(upstream_params, key, self.store, self.tracker, self._query, self.tasks.spawn,
                                 f"{self.chain}/logs/{len(self.feeds)}", self.window)
             else:
                 feed = Feed(kind, upstream_params, key, self.store, self.window)
@@ -240,12 +287,47 @@ class SubscriptionManager:
             for provider in self.pool.providers:
                 if provider.id in self.upstreams and provider.chain_id_ok is not False:
                     self.tasks.spawn(f"{self.chain}/subscribe/{provider.id}", self._subscribe_on(provider, feed))
-        feed.attach(sink, sid)
-        return Subscription(feed, sink, sid)
+        return feed, start
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        feed = subscription.feed
-        feed.detach(subscription.sink, subscription.sid)
+    def ready(self, feed: Feed) -> bool:
+        """Will a client of `feed` get its events: a provider subscription is live, or — for heads and logs —
+        the HTTP fallback can run (a provider answers over HTTP; heads are then polled, logs fetched per block)."""
+        if feed.live:
+            return True
+        if feed.kind not in (NEW_HEADS, LOGS):
+            return False
+        return any(p.chain_id_ok is not False and p.breaker.available() for p in self.pool.providers)
+
+    async def wait(self, feed: Feed, timeout: float = SUBSCRIBE_TIMEOUT) -> bool:
+        """Until `feed` is `ready` (True) or `timeout` passed (False)."""
+        if self.ready(feed):
+            return True
+        if not self.upstreams:
+            return False  # no provider has a WebSocket: nothing to wait for
+        feed.waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.ready(feed):  # a bind wakes it at once; a provider coming back within a poll
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(feed.bound(), POLL_READY)
+        except TimeoutError:
+            pass
+        finally:
+            feed.waiting -= 1
+        return self.ready(feed)
+
+    def attach(self, feed: Feed, sink: Sink, sid: bytes, start: int | None = None) -> Subscription:
+        """`sink` on `feed` under the client's id. With `start` (a resume), a `Resume` holds the live stream
+        until the missed events are fetched (`Subscription.resume`) and `release`d."""
+        if start is None:
+            feed.attach(sink, sid)
+            return Subscription(feed, sink, sid)
+        resume = Resume(feed, sink, sid, start, self.tracker.last_number, self._query, self.tracker.hash_at)
+        feed.attach(resume, sid)
+        return Subscription(feed, resume, sid, resume)
+
+    def discard(self, feed: Feed) -> None:
+        """Drop `feed` when nobody uses it (its last client left, or a subscribe that waited for it failed)."""
         if not feed.idle or self.feeds.get(feed.key) is not feed:
             return
         del self.feeds[feed.key]
@@ -256,6 +338,11 @@ class SubscriptionManager:
                 self.tasks.spawn(f"{self.chain}/unsubscribe/{provider_id}", self._unsubscribe(ws, upstream_id))
         if isinstance(feed, LogsFeed):
             feed.close()
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        feed = subscription.feed
+        feed.detach(subscription.sink, subscription.sid)
+        self.discard(feed)
 
     # ------------------------------------------------------------------ reading
 
