@@ -28,6 +28,7 @@ ROOT = JS.parents[2]  # node runs here, as in tests/ws: node_modules resolves fr
 PING_TOPIC = "0x48257dc961b6f792c2b78a080dacfed693b660960a702de21cee364e20270e2f"
 #: every poll loop of every client, in seconds (anvil mines every 0.5 s)
 POLL_S = 0.3
+KINDS = ("logs", "blocks", "pending")
 
 
 def pinger_init_code() -> str:
@@ -57,6 +58,8 @@ class Received:
     """What one client got, per watcher."""
 
     name: str
+    #: what the client watches: some of "logs", "blocks", "pending"
+    kinds: tuple[str, ...]
     logs: dict[str, list[dict]] = field(default_factory=dict)
     blocks: dict[str, list[dict]] = field(default_factory=dict)
     #: pending transaction hashes, per watcher
@@ -84,11 +87,11 @@ class Received:
 class JsClient:
     """A node script from js/ as a subprocess: `start()`, wait `received.ready`, `stop()`."""
 
-    def __init__(self, script: str, url: str, address: str) -> None:
+    def __init__(self, script: str, url: str, address: str, kinds: tuple[str, ...] = KINDS) -> None:
         self.script = script
         self.url = url
         self.address = address
-        self.received = Received(script.removesuffix(".mjs"))
+        self.received = Received(script.removesuffix(".mjs"), kinds)
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
         self._done = asyncio.Event()
@@ -100,6 +103,7 @@ class JsClient:
             str(JS / self.script),
             self.url,
             self.address,
+            ",".join(self.received.kinds),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -168,13 +172,21 @@ def _hex(value: Any) -> str:
     return value if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
-class Web3Client:
-    """web3.py: `w3.eth.filter({...})` (eth_newFilter), `w3.eth.filter("latest")` (eth_newBlockFilter) and
-    `w3.eth.filter("pending")` (eth_newPendingTransactionFilter), each polled with `get_new_entries()`
-    (eth_getFilterChanges) every POLL_S until `stop()`."""
+#: web3.py's watcher of each kind
+WEB3_WATCHERS = {
+    "logs": "w3.eth.filter(logs)",
+    "blocks": 'w3.eth.filter("latest")',
+    "pending": 'w3.eth.filter("pending")',
+}
 
-    def __init__(self, url: str, address: str) -> None:
-        self.received = Received("web3py")
+
+class Web3Client:
+    """web3.py, for the kinds asked: `w3.eth.filter({...})` (eth_newFilter), `w3.eth.filter("latest")`
+    (eth_newBlockFilter), `w3.eth.filter("pending")` (eth_newPendingTransactionFilter), each polled with
+    `get_new_entries()` (eth_getFilterChanges) every POLL_S until `stop()`."""
+
+    def __init__(self, url: str, address: str, kinds: tuple[str, ...] = KINDS) -> None:
+        self.received = Received("web3py", kinds)
         self.w3 = AsyncWeb3(RecordingHTTPProvider(url, self.received.methods))
         self.address = address
         self._stopping = asyncio.Event()
@@ -183,52 +195,54 @@ class Web3Client:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="web3py-filters")
 
+    def _record(self, kind: str, entry: Any) -> None:
+        out, watcher = self.received, WEB3_WATCHERS[kind]
+        if kind == "logs":
+            out.logs.setdefault(watcher, []).append(
+                {
+                    "tx": _hex(entry["transactionHash"]),
+                    "index": int(entry["logIndex"]),
+                    "block": int(entry["blockNumber"]),
+                    "blockHash": _hex(entry["blockHash"]),
+                    "removed": bool(entry.get("removed", False)),
+                    "seq": int(_hex(entry["data"]), 16),
+                }
+            )
+        elif kind == "blocks":
+            out.blocks.setdefault(watcher, []).append({"hash": _hex(entry)})
+        else:
+            out.txs.setdefault(watcher, []).append(_hex(entry))
+
     async def _run(self) -> None:
         eth = self.w3.eth
         out = self.received
-        try:
-            log_filter = await eth.filter(
-                {"address": AsyncWeb3.to_checksum_address(self.address), "topics": [PING_TOPIC]}
-            )
-            block_filter = await eth.filter("latest")
-            pending_filter = await eth.filter("pending")
-        except Exception as exc:
-            out.errors.append(f"creating the filters: {exc!r}")
-            return
+        params = {
+            "logs": {"address": AsyncWeb3.to_checksum_address(self.address), "topics": [PING_TOPIC]},
+            "blocks": "latest",
+            "pending": "pending",
+        }
+        filters = {}
+        for kind in out.kinds:
+            try:
+                filters[kind] = await eth.filter(params[kind])
+            except Exception as exc:
+                out.errors.append(f"{WEB3_WATCHERS[kind]}: {exc!r}"[:500])
         polls = 0
         while not self._stopping.is_set():
-            try:
-                for entry in await log_filter.get_new_entries():
-                    out.logs.setdefault("w3.eth.filter(logs)", []).append(
-                        {
-                            "tx": _hex(entry["transactionHash"]),
-                            "index": int(entry["logIndex"]),
-                            "block": int(entry["blockNumber"]),
-                            "blockHash": _hex(entry["blockHash"]),
-                            "removed": bool(entry.get("removed", False)),
-                            "seq": int(_hex(entry["data"]), 16),
-                        }
-                    )
-            except Exception as exc:
-                out.errors.append(f"log filter get_new_entries: {exc!r}"[:500])
-            try:
-                for block_hash in await block_filter.get_new_entries():
-                    out.blocks.setdefault('w3.eth.filter("latest")', []).append({"hash": _hex(block_hash)})
-            except Exception as exc:
-                out.errors.append(f"block filter get_new_entries: {exc!r}"[:500])
-            try:
-                for tx_hash in await pending_filter.get_new_entries():
-                    out.txs.setdefault('w3.eth.filter("pending")', []).append(_hex(tx_hash))
-            except Exception as exc:
-                out.errors.append(f"pending filter get_new_entries: {exc!r}"[:500])
+            for kind, flt in filters.items():
+                try:
+                    for entry in await flt.get_new_entries():
+                        self._record(kind, entry)
+                except Exception as exc:
+                    out.errors.append(f"{WEB3_WATCHERS[kind]} get_new_entries: {exc!r}"[:500])
             polls += 1
             if polls == 1:
                 out.ready.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), POLL_S)
-        for f in (log_filter, block_filter, pending_filter):
+        for flt in filters.values():
             try:
-                await eth.uninstall_filter(f.filter_id)
+                await eth.uninstall_filter(flt.filter_id)
             except Exception as exc:
                 out.errors.append(f"uninstall_filter: {exc!r}"[:500])
 

@@ -1,18 +1,23 @@
 """Issue 14, "must show": real clients polling stateful filters over HTTP receive every event of a stream of
 transactions exactly once while the provider serving them is killed, then another, then all come back.
 
-Clients (their own libraries, unchanged; tests/filters/clients.py drives them):
-  viem     watchContractEvent (poll: true → eth_newFilter + eth_getFilterChanges), watchBlocks (poll: true →
-           eth_getBlockByNumber: viem has no block-filter watcher) and createBlockFilter + getFilterChanges
-           (eth_newBlockFilter) — js/viem_filters.mjs
-  ethers   contract.on("Ping") (eth_newFilter + eth_getFilterChanges at each block) and provider.on("block")
-           (ethers v6 polls eth_blockNumber for blocks, no filter) over JsonRpcProvider — js/ethers_filters.mjs
-  web3.py  w3.eth.filter({...}) and w3.eth.filter("latest"), polled with get_new_entries(), AsyncHTTPProvider
-Each client reports the methods it sent: the test checks that filters were used (viem falls back to
-eth_getLogs silently when eth_newFilter fails) and created once (a filter lost on failover would be recreated
-by viem, and would fail every poll of ethers and web3.py).
+Clients (their own libraries, unchanged; tests/filters/clients.py drives them), per kind of event:
+  logs     viem watchContractEvent (poll: true → eth_newFilter + eth_getFilterChanges), ethers contract.on("Ping")
+           (eth_newFilter, eth_getFilterChanges at each block), web3.py w3.eth.filter({...}) + get_new_entries()
+  blocks   viem watchBlocks (poll: true → eth_getBlockByNumber: viem has no block-filter watcher) and
+           createBlockFilter + getFilterChanges (eth_newBlockFilter); ethers provider.on("block") (ethers v6
+           polls eth_blockNumber for blocks: no filter); web3.py w3.eth.filter("latest")
+  pending  viem watchPendingTransactions (poll: true), ethers provider.on("pending"), web3.py
+           w3.eth.filter("pending") — all eth_newPendingTransactionFilter + eth_getFilterChanges
+viem and ethers run as node scripts (js/*.mjs, HTTP transport / JsonRpcProvider), web3.py in-process
+(AsyncHTTPProvider). Each client reports the methods it sent: the test checks that filters were used (viem
+falls back to eth_getLogs silently when eth_newFilter fails) and created once (a filter lost on failover would
+be recreated by viem, and would fail every later poll of ethers and web3.py). Retries are off in viem and
+web3.py, so an error Livechain lets through during failover is seen and counted.
 
-Truth is read from anvil directly: eth_getLogs of the contract, blocks by number.
+Truth is read from anvil directly: eth_getLogs of the contract, blocks by number, the transactions sent.
+The three providers are one anvil: a counting RpcProxy under the fault proxies shows that no filter method
+reaches a provider (a filter merely forwarded would survive failover here too).
 """
 
 from __future__ import annotations
@@ -28,45 +33,58 @@ from livechain.devnet import Anvil
 from livechain.faults import Fault, FaultProxy
 from tests.conftest import chain_yaml, config_text, provider_yaml
 from tests.evm_helpers import receipt
-from tests.filters.clients import PING_TOPIC, POLL_S, JsClient, Received, Web3Client, deploy_pinger, ping
+from tests.filters.clients import (
+    KINDS,
+    PING_TOPIC,
+    POLL_S,
+    JsClient,
+    Received,
+    Web3Client,
+    deploy_pinger,
+    ping,
+)
 from tests.rpc_proxy import RpcProxy
 
-#: pending-transaction watchers (every transaction of the stream once)
-TX_WATCHERS = {
-    "viem_filters": ["watchPendingTransactions"],
-    "ethers_filters": ["provider.on(pending)"],
-    "web3py": ['w3.eth.filter("pending")'],
+#: client → kind → (its watchers, methods it must send, methods it must send exactly once: its filters)
+EXPECT: dict[str, dict[str, tuple[list[str], set[str], set[str]]]] = {
+    "viem_filters": {
+        "logs": (["watchContractEvent"], {"eth_newFilter", "eth_getFilterChanges"}, {"eth_newFilter"}),
+        "blocks": (
+            ["watchBlocks", "createBlockFilter"],
+            {"eth_getBlockByNumber", "eth_newBlockFilter", "eth_getFilterChanges"},
+            {"eth_newBlockFilter"},
+        ),
+        "pending": (
+            ["watchPendingTransactions"],
+            {"eth_newPendingTransactionFilter", "eth_getFilterChanges"},
+            {"eth_newPendingTransactionFilter"},
+        ),
+    },
+    "ethers_filters": {
+        "logs": (["contract.on"], {"eth_newFilter", "eth_getFilterChanges"}, {"eth_newFilter"}),
+        "blocks": (["provider.on(block)"], {"eth_blockNumber"}, set()),
+        "pending": (
+            ["provider.on(pending)"],
+            {"eth_newPendingTransactionFilter", "eth_getFilterChanges"},
+            {"eth_newPendingTransactionFilter"},
+        ),
+    },
+    "web3py": {
+        "logs": (["w3.eth.filter(logs)"], {"eth_newFilter", "eth_getFilterChanges"}, {"eth_newFilter"}),
+        "blocks": (
+            ['w3.eth.filter("latest")'],
+            {"eth_newBlockFilter", "eth_getFilterChanges"},
+            {"eth_newBlockFilter"},
+        ),
+        "pending": (
+            ['w3.eth.filter("pending")'],
+            {"eth_newPendingTransactionFilter", "eth_getFilterChanges"},
+            {"eth_newPendingTransactionFilter"},
+        ),
+    },
 }
-#: what each client watches: (log watchers, block watchers)
-WATCHERS = {
-    "viem_filters": (["watchContractEvent"], ["watchBlocks", "createBlockFilter"]),
-    "ethers_filters": (["contract.on"], ["provider.on(block)"]),
-    "web3py": (["w3.eth.filter(logs)"], ['w3.eth.filter("latest")']),
-}
-#: methods each client must have sent (at least once), must not have sent, and must have sent exactly once
-METHODS = {
-    "viem_filters": (
-        {
-            "eth_newFilter",
-            "eth_newBlockFilter",
-            "eth_newPendingTransactionFilter",
-            "eth_getFilterChanges",
-            "eth_getBlockByNumber",
-        },
-        {"eth_getLogs"},
-        {"eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter"},
-    ),
-    "ethers_filters": (
-        {"eth_newFilter", "eth_newPendingTransactionFilter", "eth_getFilterChanges", "eth_blockNumber"},
-        {"eth_getLogs"},
-        {"eth_newFilter", "eth_newPendingTransactionFilter"},
-    ),
-    "web3py": (
-        {"eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter", "eth_getFilterChanges"},
-        {"eth_getLogs"},
-        {"eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter"},
-    ),
-}
+#: sent by viem when eth_newFilter failed (its silent fallback); none of these clients sends it otherwise
+FALLBACK_METHODS = {"eth_getLogs"}
 BLOCK_TIME_S = 0.5
 FILTER_METHODS = (
     "eth_newFilter",
@@ -113,13 +131,17 @@ class Chain:
         return [b["number"] if "number" in b else self.number_of.get(b["hash"].lower()) for b in blocks]
 
 
+def watchers(got: Received) -> tuple[list[str], list[str], list[str]]:
+    """The client's log, block and pending-transaction watchers."""
+    expect = EXPECT[got.name]
+    return tuple(expect[kind][0] if kind in got.kinds else [] for kind in ("logs", "blocks", "pending"))
+
+
 def caught_up(got: Received, chain: Chain, n_logs: int, end_block: int) -> bool:
-    logs_w, blocks_w = WATCHERS[got.name]
+    logs_w, blocks_w, txs_w = watchers(got)
     if any(len(got.logs.get(w, [])) < n_logs for w in logs_w):
         return False
-    if any(
-        len(got.txs.get(w, [])) < n_logs for w in TX_WATCHERS.get(got.name, [])
-    ):  # one log per transaction
+    if any(len(got.txs.get(w, [])) < n_logs for w in txs_w):  # one log per transaction
         return False
     for w in blocks_w:
         numbers = [n for n in chain.numbers(got.blocks.get(w, [])) if n is not None]
@@ -132,9 +154,10 @@ def problems(
     got: Received, chain: Chain, truth: dict[tuple[str, int], dict], first_block: int, end_block: int
 ) -> list[str]:
     """Everything wrong with what one client received, as readable lines (empty: all good)."""
-    out = [f"error: {e}" for e in got.errors]
+    out = [f"error ×{n}: {e}" if n > 1 else f"error: {e}" for e, n in Counter(got.errors).most_common()]
+    logs_w, blocks_w, txs_w = watchers(got)
     sent = {tx for tx, _ in truth}
-    for w in TX_WATCHERS.get(got.name, []):
+    for w in txs_w:
         hashes = Counter(h.lower() for h in got.txs.get(w, []))
         if dups := {h: c for h, c in hashes.items() if c > 1}:
             out.append(f"{w}: {len(dups)} transactions delivered more than once: {sorted(dups.items())[:5]}")
@@ -142,7 +165,6 @@ def problems(
             out.append(f"{w}: {len(missing)} of {len(sent)} transactions missing: {sorted(missing)[:5]}")
         if extra := set(hashes) - sent:
             out.append(f"{w}: {len(extra)} transactions that were not sent: {sorted(extra)[:5]}")
-    logs_w, blocks_w = WATCHERS[got.name]
     for w in logs_w:
         entries = got.logs.get(w, [])
         keys = Counter((e["tx"].lower(), e["index"]) for e in entries)
@@ -190,10 +212,11 @@ def problems(
         ]
         if wrong:
             out.append(f"{w}: {len(wrong)} blocks with another hash than the chain's: {wrong[:2]}")
-    must, must_not, once = METHODS[got.name]
+    must = set().union(*(EXPECT[got.name][kind][1] for kind in got.kinds))
+    once = set().union(*(EXPECT[got.name][kind][2] for kind in got.kinds))
     if absent := sorted(m for m in must if not got.methods.get(m)):
         out.append(f"methods never sent: {absent} (sent: {dict(got.methods)})")
-    if present := sorted(m for m in must_not if got.methods.get(m)):
+    if present := sorted(m for m in FALLBACK_METHODS if got.methods.get(m)):
         out.append(f"methods sent that mean filters were not used: {present} (sent: {dict(got.methods)})")
     if again := sorted(f"{m}×{got.methods[m]}" for m in once if got.methods.get(m, 0) > 1):
         out.append(f"filters created more than once (lost and recreated?): {again}")
@@ -201,15 +224,20 @@ def problems(
 
 
 async def stream_to_clients(
-    url: str, node: Anvil, address: str, n_pings: int, on_ping: Callable[[int], Awaitable[None]] | None = None
+    url: str,
+    node: Anvil,
+    address: str,
+    n_pings: int,
+    kinds: tuple[str, ...] = KINDS,
+    on_ping: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, list[str]]:
-    """Start the three clients on `url`, send `n_pings` transactions to anvil (calling `on_ping(seq)` after
-    each), let the clients drain, stop them; returns each client's problems."""
+    """Start the three clients on `url`, watching `kinds`, send `n_pings` transactions to anvil (calling
+    `on_ping(seq)` after each), let the clients drain, stop them; returns each client's problems."""
     chain = Chain(node, address)
     clients = [
-        JsClient("viem_filters.mjs", url, address),
-        JsClient("ethers_filters.mjs", url, address),
-        Web3Client(url, address),
+        JsClient("viem_filters.mjs", url, address, kinds),
+        JsClient("ethers_filters.mjs", url, address, kinds),
+        Web3Client(url, address, kinds),
     ]
     try:
         await asyncio.gather(*(c.start() for c in clients))
@@ -246,6 +274,13 @@ async def stream_to_clients(
     finally:
         await asyncio.gather(*(c.stop() for c in clients))
     await chain.learn_blocks()
+    for c in clients:  # shown with -s: what each watcher got
+        got = c.received
+        print(
+            f"{got.name}: logs { ({w: len(v) for w, v in got.logs.items()}) } blocks "
+            f"{ ({w: f'{len(v)} ({chain.numbers(v)[0]}..{chain.numbers(v)[-1]})' for w, v in got.blocks.items() if v}) } "
+            f"txs { ({w: len(v) for w, v in got.txs.items()}) } errors {len(got.errors)} sent {dict(got.methods)}"
+        )
     return {c.received.name: problems(c.received, chain, truth, first_block, end_block) for c in clients}
 
 
@@ -289,10 +324,11 @@ async def filter_env(start_livechain):
                 await proxy.stop()
 
 
-async def test_filter_clients_receive_every_event_once_while_providers_are_killed(filter_env):
-    """48 transactions, one every ~0.3 s; after the 12th the provider serving Livechain's requests is killed
-    (its proxy refuses connections and resets the live ones, HTTP and WebSocket), after the 24th the one
-    serving then, after the 36th all come back. Every client gets every log and every block exactly once."""
+async def kill_serving_twice_then_restore(filter_env, kinds: tuple[str, ...]) -> None:
+    """48 transactions, one every ~0.3 s; after the 12th the provider serving Livechain's requests (its
+    X-Livechain-Provider on eth_blockNumber) is killed — its proxy refuses connections and resets the live
+    ones, HTTP and WebSocket —, after the 24th the one serving then, after the 36th all come back. Every client
+    gets every event of `kinds` exactly once, and no filter method reaches a provider."""
     node, proxies, lc, address, counter = filter_env
     killed: list[str] = []
     timeline: list[str] = []
@@ -315,9 +351,20 @@ async def test_filter_clients_receive_every_event_once_while_providers_are_kille
                 proxy.clear()
 
     url = f"http://127.0.0.1:{lc.app.port}/rpc/dev"
-    found = await stream_to_clients(url, node, address, n_pings=48, on_ping=chaos)
-    print("\n".join(timeline))
+    found = await stream_to_clients(url, node, address, n_pings=48, kinds=kinds, on_ping=chaos)
+    print("\n".join(timeline), "\nproviders were asked:", dict(counter.counts))
     assert len(killed) == 2, timeline
     assert not any(found.values()), report(found) + "\n" + "\n".join(timeline)
     forwarded = {m: counter.counts[m] for m in FILTER_METHODS if counter.counts[m]}
     assert not forwarded, f"filter methods reached the providers (not served by Livechain): {forwarded}"
+
+
+async def test_log_and_block_filters_get_every_event_once_while_providers_are_killed(filter_env):
+    """viem watchContractEvent / watchBlocks / createBlockFilter, ethers contract.on / provider.on("block"),
+    web3.py log and block filters."""
+    await kill_serving_twice_then_restore(filter_env, ("logs", "blocks"))
+
+
+async def test_pending_transaction_filters_get_every_transaction_once_while_providers_are_killed(filter_env):
+    """viem watchPendingTransactions, ethers provider.on("pending"), web3.py w3.eth.filter("pending")."""
+    await kill_serving_twice_then_restore(filter_env, ("pending",))
