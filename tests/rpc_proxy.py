@@ -92,6 +92,10 @@ class RpcProxy:
         self.node = node
         self.delay_ms = delay_ms
         self.counts: Counter[str] = Counter()
+        #: HTTP requests received (a batch is one), for "how many upstream requests" counts
+        self.http_requests = 0
+        #: methods answered with geth's "method does not exist" (-32601), as a provider without them does
+        self.unsupported: set[str] = set()
         self.refused: Counter[str] = Counter()
         #: the last `seen_size` request objects received, oldest first, as parsed
         self.seen: deque[dict] = deque(maxlen=seen_size)
@@ -123,6 +127,7 @@ class RpcProxy:
     def reset_counts(self) -> None:
         """Forget `counts`, `refused` and `seen`."""
         self.counts.clear()
+        self.http_requests = 0
         self.refused.clear()
         self.seen.clear()
 
@@ -178,6 +183,7 @@ class RpcProxy:
             return await self._websocket(request)
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        self.http_requests += 1
         try:
             status, content_type, reply = await self._answer(await request.read(), request.path_qs)
         except aiohttp.ClientError as exc:
@@ -231,7 +237,10 @@ class RpcProxy:
         return screened
 
     async def _refusal(self, request: dict) -> dict | None:
-        """The error object for an eth_getLogs wider than the limit; None to forward `request`."""
+        """The error object for a method it does not serve, or an eth_getLogs wider than the limit; None to
+        forward `request`."""
+        if request["method"] in self.unsupported:
+            return {"code": -32601, "message": f"the method {request['method']} does not exist/is not available"}
         limit = self.logs_range_limit
         if limit is None or request["method"] != "eth_getLogs":
             return None

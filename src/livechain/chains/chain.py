@@ -58,7 +58,6 @@ from livechain.failsafe import Supervisor, TaskSet
 from livechain.filters import Filters
 from livechain.jsonrpc.messages import Request
 from livechain.jsonrpc.replies import Answer, Reply
-from livechain.metrics.scoring import race_factors, race_score
 from livechain.metrics.store import BenchmarkStore
 from livechain.metrics.traffic import Traffic
 from livechain.pipeline import Call, Pipeline, Route, Stage
@@ -78,7 +77,11 @@ from livechain.pipeline.state import StateDepth
 from livechain.providers.health import health_loop
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
+from livechain.providers.spend import summary as spend_summary
+from livechain.routing.explain import header as explain_header
+from livechain.routing.explain import route as explain_route
 from livechain.routing.forwarder import Enough, Forwarder
+from livechain.routing.scores import Scores
 from livechain.routing.strategies import Strategy, make_strategies
 from livechain.subscriptions.feeds import Sink
 from livechain.subscriptions.manager import Subscription, SubscriptionManager
@@ -116,14 +119,15 @@ class Chain:
         self.pool = ProviderPool(config, store=self.store, events=events, clock=clock, on_best_head=self._best_head)
         self.traffic = Traffic(clock.monotonic)
         self.forwarder = Forwarder(self.pool, events, clock)
-        #: provider id → leaderboard multiplier from newHeads race scores (refreshed off the request path)
-        self.race_factors: dict[str, float] = {}
-        self.strategies: dict[str, Strategy] = make_strategies(lambda pid: self.race_factors.get(pid, 1.0))
+        #: race factors and SLO misses, refreshed off the request path (`refresh_scores`)
+        self.scores = Scores(self.pool, self.store)
+        self.strategies: dict[str, Strategy] = make_strategies(self.scores.factor, self.scores.misses)
         self.tasks = TaskSet(f"chain/{self.name}")
         self._health: dict[str, object] = {}
         self.subscriptions = SubscriptionManager(
             self.name, self.pool, self.store, events, self.fetch, self.tasks, supervisor,
-            liveness=config.ws_liveness, window=config.race_window, query=self.query,
+            liveness=config.ws_liveness, window=config.race_window, query=self.query, fetch_many=self.fetch_many,
+            wanted=lambda: self.filters.wants_blocks(), max_backfill=config.max_backfill_blocks,
         )
         self.subscriptions.tracker.follow(self)
         fc = config.filters
@@ -229,7 +233,8 @@ class Chain:
 
     def _forward(self, call: Call) -> Awaitable[Answer]:
         route = call.route
-        return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer, call.check)
+        return self.forwarder.forward(call.request, route.strategy, route.pinned, call.accept, call.prefer, call.check,
+                                      call.own, call.trail)
 
     def forward_other(self, call: Call, exclude: str) -> Awaitable[Answer]:
         """`call` to any provider but `exclude` (the confirm stage: a second opinion on an empty answer)."""
@@ -276,7 +281,7 @@ class Chain:
     async def ask(self, method: str, params: list) -> Reply:
         """One request of Livechain's own (backfills, the finalized head), straight to the forwarder: not client
         traffic, not cached. A provider's reply (result or its own error); raises when none answered."""
-        done = await self.forwarder.forward(Request(method, params, 1), self.strategy)
+        done = await self.forwarder.forward(Request(method, params, 1), self.strategy, own=True)
         return done.value()
 
     async def fetch(self, method: str, params: list) -> object:
@@ -286,11 +291,32 @@ class Chain:
             raise ProviderError(f"{method} gave no result", provider="")
         return reply.result
 
+    async def fetch_many(self, method: str, params: list[list]) -> list:
+        """Several requests of Livechain's own at once (a head gap's blocks): one JSON-RPC batch to the cheapest
+        eligible provider that takes batches (the next one when it fails or refuses), else one request each.
+        The results in order, None where one failed."""
+        for provider in self.forwarder.plan(method, self.strategies["cheapest"]):
+            if provider.capabilities.batch is False:
+                continue
+            try:
+                return await provider.attempt_batch(method, params, self.config.attempt_timeout)
+            except ProviderError:
+                continue
+        found = []
+        for item in params:
+            try:
+                found.append(await self.fetch(method, item))
+            except ProviderError:
+                found.append(None)
+        return found
+
     async def query(self, method: str, params: list) -> Any:
         """A request of Livechain's own on a client's behalf (a logs feed's missed blocks, a resumed
         subscription's missed events) through the pipeline — split, cached, block-aware like a client's —
         for a result: raises when none was given."""
-        reply = (await self.call(Request(method, params, 1))).value()
+        call = Call(Request(method, params, 1), self.default_route)
+        call.own = True
+        reply = (await self.pipeline.run(call)).value()
         if reply.error is not None:
             raise ProviderError(f"{method} gave no result", provider="")
         return reply.result
@@ -461,16 +487,8 @@ class Chain:
         self.store.expire()
 
     def refresh_scores(self) -> None:
-        """Recompute race scores → leaderboard factors (timer task, not the request path)."""
-        races = self.store.races()
-        scores: dict[str, float] = {}
-        totals: dict[str, int] = {}
-        for provider in self.pool.providers:
-            heads = races.get(provider.id, {}).get("newHeads")
-            if heads:
-                scores[provider.id] = race_score(heads["win_rate"], heads["avg_margin_ms"], heads["total"])
-                totals[provider.id] = heads["total"]
-        self.race_factors = race_factors(scores, totals)
+        """Recompute race scores → leaderboard factors, and who misses the SLO (timer task, not the request path)."""
+        self.scores.refresh(self.config.slo)
 
     def _watch(self, provider: Provider) -> None:
         name = f"{self.name}/health/{provider.id}"
@@ -511,6 +529,20 @@ class Chain:
         await self.pool.close()
 
     # ------------------------------------------------------------------ reading
+
+    def explain(self, method: str, strategy: str | None = None) -> dict:
+        """`GET /api/chains/{chain}/route`: the providers a `method` request would try, in order, with the
+        strategy's score components, and those left out with their reasons (`routing.explain`)."""
+        return explain_route(self.pool, self.route(strategy).strategy, method, self._clock)
+
+    def explain_header(self, call: Call, answer: Answer | None) -> str:
+        """The `X-Livechain-Explain` response header of a call whose client asked (`call.trail` was set)."""
+        return explain_header(explain_route(self.pool, call.route.strategy, call.request.method, self._clock),
+                              call.trail or [], answer.cache if answer is not None else "bypass")
+
+    def spend(self) -> dict:
+        """Spend per provider and what the cache and coalescing saved (`providers.spend.summary`)."""
+        return spend_summary(self.pool.providers, self.cache_counts.by_method)
 
     def snapshot(self) -> dict:
         best = self.pool.best_head

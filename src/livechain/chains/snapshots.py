@@ -39,10 +39,18 @@ def provider_stats_state(chain) -> dict:
 def load_provider_stats(chain, state: dict) -> None:
     now = chain.clock.monotonic()
     for provider in chain.pool.providers:
-        for method, (latency, success, samples, age) in state.get(provider.id, {}).items():
+        stats = state.get(provider.id, {})
+        for method, (latency, success, samples, age) in (stats.items() if isinstance(stats, dict) else ()):
             entry = provider.stats.entries[method] = Entry()
             entry.latency_ms, entry.success, entry.samples = float(latency), float(success), int(samples)
             entry.last_at = now - float(age)
+
+
+def load_spend(chain, state: dict) -> None:
+    """Each provider's spend (today's and this month's only while they are still today and this month)."""
+    for provider in chain.pool.providers:
+        if isinstance(state.get(provider.id), dict):
+            provider.spend.load_state(state[provider.id])
 
 
 class Snapshots:
@@ -80,6 +88,7 @@ class Snapshots:
                 if chain is not None:
                     chain.store.load_state(state)
                     load_provider_stats(chain, state.get("providers", {}))
+                    load_spend(chain, state.get("spend", {}))
                     log.info("restored benchmarks", extra={"chain": chain_name, "saved_at": round(saved_at, 3)})
             else:
                 store = BenchmarkStore(chain_name, region=region, clock=self.clock)
@@ -115,6 +124,7 @@ class Snapshots:
             for chain in self.registry:
                 state = chain.store.to_state()
                 state["providers"] = provider_stats_state(chain)
+                state["spend"] = {p.id: p.spend.to_state() for p in chain.pool.providers}
                 rows.append((self.region, chain.name, state["saved_at"], state))
             blobs = await asyncio.to_thread(lambda: [(r, c, t, orjson.dumps(s)) for r, c, t, s in rows])
             await self.db.run(self.db.save_snapshots, blobs)

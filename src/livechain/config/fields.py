@@ -39,7 +39,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 
-Strategy = Literal["leaderboard", "priority", "round_robin", "fastest"]
+Strategy = Literal["leaderboard", "priority", "round_robin", "fastest", "cheapest"]
 #: the strategy names, for config and routes (/rpc/{strategy}/{chain})
 STRATEGY_NAMES: tuple[str, ...] = get_args(Strategy)
 

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .costs import BudgetConfig, CostConfig, SloConfig, Tier
 from .fields import (  # noqa: F401 — re-exported: the config's names live here
     CHAIN_NAME_RE,
     PROBLEMS_ERROR,
@@ -108,6 +109,14 @@ class ProviderConfig(_Model):
     split_logs: bool = True
     #: can it answer state queries about old blocks ("auto": probed at start, learned from pruned-state errors)
     archive: bool | Literal["auto"] = "auto"
+    #: what a request costs (None: free); `tier`: free | paid | reserve (default: free without a cost, else
+    #: paid); `budget`: spend allowed per day/month (see config/costs.py)
+    cost: CostConfig | None = None
+    tier: Tier | None = None
+    budget: BudgetConfig | None = None
+    #: Livechain's health checks and probes to it per second at most; past it a check is skipped (a paid plan is
+    #: not burnt on Livechain's own probing; with the default `health_interval` it sends ~0.4 a second)
+    own_rate: Annotated[float, Field(gt=0)] = 10.0
 
     _position: int = PrivateAttr(default=0)
 
@@ -120,6 +129,10 @@ class ProviderConfig(_Model):
     def effective_priority(self) -> int:
         """``priority`` if configured, else the position in the list (lower goes first)."""
         return self.priority if self.priority is not None else self._position
+
+    @property
+    def effective_tier(self) -> Tier:
+        return self.tier if self.tier is not None else ("free" if self.cost is None else "paid")
 
     def serves(self, method: str) -> bool:
         """Per-provider policy: deny globs exclude; a non-empty allow list restricts to its globs."""
@@ -239,6 +252,10 @@ class ChainConfig(_Model):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     #: how far back eth_subscribe's `fromBlock` (a resumed subscription) may reach, in blocks
     max_resume_blocks: PositiveInt = 1_000
+    #: the service level `cheapest` routes by (config/costs.py)
+    slo: SloConfig = Field(default_factory=SloConfig)
+    #: a gap in the head stream longer than this is not backfilled block by block: it skips ahead (logged, an event)
+    max_backfill_blocks: PositiveInt = 1_000
     #: no new head for this long: the chain (a provider: its head) is stalled. auto: 3 × the observed block
     #: time, at least 3 s, 60 s before a block time is known (see livechain.chains.stall)
     stall_after: AutoDuration = "auto"

@@ -50,6 +50,10 @@ class Filters:
     def now(self) -> float:
         return self._clock()
 
+    def wants_blocks(self) -> bool:
+        """Is there a block filter (it needs every block of the head stream, gaps backfilled)?"""
+        return bool(self._blocks)
+
     # ------------------------------------------------------------------ lifecycle
 
     def new_id(self, owner: str) -> str:

@@ -34,10 +34,12 @@ class Call:
     `prefer` (those first; `narrow` adds a condition); `check` judges each provider's answer before it is
     taken (a lagging or invalid one fails over); `need` is the block the answering provider must have
     reached. `owner` is who owns what the call creates (a filter): the API key's name, else the client's
-    address; None for an in-process caller."""
+    address; None for an in-process caller. `own`: a request of Livechain's own (a feed's backfill), counted
+    apart from client traffic in spend. `trail`: when the client asked for an explanation, each attempt's
+    (provider, outcome)."""
 
-    __slots__ = ("accept", "check", "client", "epoch", "fresh", "key", "need", "owner", "plan", "prefer", "read_done",
-                 "ref", "request", "route")
+    __slots__ = ("accept", "check", "client", "epoch", "fresh", "key", "need", "own", "owner", "plan", "prefer",
+                 "read_done", "ref", "request", "route", "trail")
 
     def __init__(
         self, request: Request, route: Route, client: str | None = None, fresh: bool = False, owner: str | None = None
@@ -47,6 +49,8 @@ class Call:
         self.client = client
         self.fresh = fresh
         self.owner = owner
+        self.own = False
+        self.trail: list[tuple[str, str]] | None = None
         self.key: bytes | None = None
         self.ref: Any = None
         self.epoch: Any = None

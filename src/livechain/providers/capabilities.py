@@ -9,13 +9,21 @@ only where it can be answered (no failover round trip for each such request).
                    from "missing trie node" / pruned-state refusals, 128 until then — geth's default); None
                    ("auto" not settled yet): assumed to serve what it is asked, until a refusal or the probe says
 
-The provider's attempt feeds the refusals in (`refused_logs_range`, `refused_old_state`); the health loop
+    methods        the methods it was seen not to serve ("method not found / not supported"), each with when;
+                   routing leaves it out for them (`serves`) until `UNSUPPORTED_RETRY` has passed, then tries
+                   it once more (a plan upgrade, a node restarted with the namespace on)
+    subscriptions  eth_subscribe kinds its WebSocket refused, with when
+    batch          does it take JSON-RPC batches (None: not tried), and the largest size it took
+
+The provider's attempt feeds the refusals in (`refused_logs_range`, `refused_old_state`, `refused_method`);
+the health loop
 probes an "auto" provider once at start (`probed`): state at block 1, then — when that is refused — a binary
 search of the recent blocks for how far back its state reaches.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +32,8 @@ import orjson
 from livechain.config.schema import ProviderConfig
 from livechain.evm.blocks import block_number, logs_range
 
+#: how long a method a provider refused is kept from it before it is tried again
+UNSUPPORTED_RETRY = 600.0
 #: how far back a non-archive node keeps state by default (geth keeps the last 128 blocks' state)
 DEFAULT_STATE_DEPTH = 128
 #: methods whose answer is state at a block, with the position of that block parameter
@@ -34,8 +44,20 @@ STATE_METHODS: dict[str, int] = {
 
 
 class Capabilities:
-    def __init__(self, config: ProviderConfig, head: Callable[[], int | None]) -> None:
+    def __init__(
+        self, config: ProviderConfig, head: Callable[[], int | None], clock: Callable[[], float] | None = None,
+        wall: Callable[[], float] | None = None,
+    ) -> None:
+        """`clock`: monotonic seconds (when a refusal expires); `wall`: timestamps shown in the API."""
         self._head = head
+        self._clock = clock or time.monotonic
+        self._wall = wall or time.time
+        #: method → (monotonic time it was refused, wall time) — left out until UNSUPPORTED_RETRY has passed
+        self.unsupported: dict[str, tuple[float, float]] = {}
+        #: eth_subscribe kind → wall time its WebSocket refused it
+        self.refused_subscriptions: dict[str, float] = {}
+        self.batch: bool | None = None
+        self.batch_limit: int | None = None
         self.learned_logs_limit: int | None = None
         self.state_depth: int | None = None  # learned: the oldest state age it was seen to refuse, minus one
         self.configure(config)
@@ -66,6 +88,38 @@ class Capabilities:
             limit = span // 2
         if self.learned_logs_limit is None or limit < self.learned_logs_limit:
             self.learned_logs_limit = limit
+
+    # ------------------------------------------------------------------ methods
+
+    def refused_method(self, method: str) -> bool:
+        """It answered "method not found / not supported" for `method`; True when that is news."""
+        new = method not in self.unsupported
+        self.unsupported[method] = (self._clock(), self._wall())
+        return new
+
+    def supports(self, method: str) -> bool:
+        """False while a refusal of `method` is recent (then it is tried again)."""
+        refused = self.unsupported.get(method)
+        if refused is None:
+            return True
+        if self._clock() - refused[0] >= UNSUPPORTED_RETRY:
+            del self.unsupported[method]
+            return True
+        return False
+
+    def refused_subscription(self, kind: str) -> None:
+        self.refused_subscriptions[kind] = self._wall()
+
+    def batched(self, size: int, ok: bool) -> None:
+        """A batch of `size` requests was taken (ok) or refused."""
+        if ok:
+            self.batch = True
+            self.batch_limit = max(self.batch_limit or 0, size)
+        elif self.batch_limit is None or size <= self.batch_limit:
+            self.batch = False if size <= 1 or self.batch_limit is None else self.batch
+            self.batch_limit = None if self.batch is False else max(1, size - 1)
+        else:
+            self.batch_limit = max(1, min(self.batch_limit, size - 1))
 
     # ------------------------------------------------------------------ state depth
 
@@ -99,7 +153,12 @@ class Capabilities:
     def snapshot(self) -> dict[str, Any]:
         return {"logs_limit": self.logs_limit, "logs_limit_learned": self.learned_logs_limit is not None
                 and self.configured_logs_limit is None, "split_logs": self.split_logs,
-                "archive": self.archive, "state_depth": self.state_depth}
+                "archive": self.archive, "state_depth": self.state_depth,
+                "unsupported": {m: round(wall, 3) for m, (_, wall) in sorted(self.unsupported.items())},
+                "namespaces_unsupported": sorted({m.split("_", 1)[0] for m in self.unsupported
+                                                  if m.startswith(("debug_", "trace_"))}),
+                "subscriptions_refused": {k: round(v, 3) for k, v in sorted(self.refused_subscriptions.items())},
+                "batch": self.batch, "batch_limit": self.batch_limit}
 
 
 def _span(body: bytes, head: int | None) -> int | None:

@@ -27,7 +27,7 @@ PROBE_WINDOW = 4096  # how far back the start probe searches a pruned provider's
 
 
 async def check_chain_id(pool: ProviderPool, provider: Provider, timeout: float) -> None:
-    reply = await provider.attempt(CHAIN_ID_BODY, "eth_chainId", timeout)
+    reply = await provider.attempt(CHAIN_ID_BODY, "eth_chainId", timeout, own=True)
     got = hex_number(reply.result) if reply.error is None else None
     if got is None:
         log.warning("eth_chainId gave no usable answer", extra={"chain": pool.chain, "provider": provider.id})
@@ -39,7 +39,7 @@ async def check_head(pool: ProviderPool, provider: Provider, timeout: float) -> 
     """Its head, polled: authoritative (a lower head than known replaces it, unless a newer one arrived
     while the poll was out)."""
     sent = pool.clock.monotonic()
-    reply = await provider.attempt(BLOCK_NUMBER_BODY, "eth_blockNumber", timeout)
+    reply = await provider.attempt(BLOCK_NUMBER_BODY, "eth_blockNumber", timeout, own=True)
     number = hex_number(reply.result) if reply.error is None else None
     if number is not None:
         pool.observe_head(provider, number, since=sent)
@@ -49,7 +49,7 @@ async def _serves_state_at(provider: Provider, number: int, timeout: float) -> b
     """Does it answer state at block `number`? None when the attempt failed for another reason."""
     body = STATE_PROBE_BODY % hex(number).encode()
     try:
-        reply = await provider.attempt(body, "eth_getBalance", timeout)
+        reply = await provider.attempt(body, "eth_getBalance", timeout, own=True)
     except ProviderUnavailable:
         return False
     except ProviderError:
@@ -93,9 +93,10 @@ async def health_loop(pool: ProviderPool, provider: Provider) -> None:
         cfg = pool.config
         timeout = min(cfg.attempt_timeout, cfg.health_interval)
         try:
-            if provider.chain_id_ok is not True or rounds % CHAIN_ID_EVERY == 0:
+            if (provider.chain_id_ok is not True or rounds % CHAIN_ID_EVERY == 0) and provider.own_allowed():
                 await check_chain_id(pool, provider, timeout)
-            await check_head(pool, provider, timeout)
+            if provider.own_allowed():  # past `own_rate` a round is skipped: Livechain's own traffic is bounded
+                await check_head(pool, provider, timeout)
             if not probed and provider.chain_id_ok:
                 probed = await probe_state(pool, provider, timeout)
         except ProviderError:

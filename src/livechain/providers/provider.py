@@ -21,6 +21,7 @@ from livechain.config.schema import BreakerConfig, ProviderConfig
 from livechain.errors import (
     BadResponse,
     LogsRangeRefused,
+    MethodUnsupported,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -34,9 +35,12 @@ from livechain.metrics.store import BenchmarkStore
 from livechain.outcomes import Outcome, Verdict
 from livechain.providers import log
 from livechain.providers.capabilities import STATE_METHODS, Capabilities, state_block
+from livechain.providers.spend import OwnRate, Spend
 from livechain.providers.stats import MethodStats
 from livechain.transport.http import HttpPool, HttpResponse
 
+#: outcomes of an attempt that never reached the provider: not spend
+UNSENT = frozenset({Outcome.CONNECT, Outcome.SATURATED})
 DEFAULT_COOLDOWN = 1.0  # seconds a 429 without Retry-After keeps a provider aside
 MAX_COOLDOWN = 60.0
 
@@ -87,7 +91,10 @@ class Provider:
         )
         self.breaker = self._make_breaker("http", breaker_config)
         self.stats = MethodStats(clock)
-        self.capabilities = Capabilities(config, lambda: self.head)
+        self.capabilities = Capabilities(config, lambda: self.head, clock.monotonic, clock.wall)
+        self.spend = Spend(config.cost, config.budget, clock.wall, self._budget_changed)
+        self.tier = config.effective_tier
+        self._own = OwnRate(config.own_rate, clock.monotonic)
         self._serves_cache: dict[str, bool] = {}
         #: None until the first eth_chainId check answers; False excludes the provider
         self.chain_id_ok: bool | None = None
@@ -121,6 +128,9 @@ class Provider:
         breaker thresholds, capabilities. Warm connections, breaker state and statistics are kept."""
         self.config = config
         self.capabilities.configure(config)
+        self.spend.configure(config.cost, config.budget)
+        self.tier = config.effective_tier
+        self._own = OwnRate(config.own_rate, self._clock.monotonic)
         self.priority = config.effective_priority
         self._serves_cache.clear()
         self.breaker.configure(
@@ -150,12 +160,17 @@ class Provider:
     # ------------------------------------------------------------------ eligibility (sync, for selection)
 
     def serves(self, method: str) -> bool:
+        """Its method policy allows `method`, and it was not seen refusing it lately (capabilities)."""
         hit = self._serves_cache.get(method)
         if hit is None:
             hit = self.config.serves(method)
             if len(self._serves_cache) < 1024:
                 self._serves_cache[method] = hit
-        return hit
+        return hit and (not self.capabilities.unsupported or self.capabilities.supports(method))
+
+    def own_allowed(self) -> bool:
+        """May Livechain send it one more request of its own now (`own_rate`)? Takes the token when it may."""
+        return self._own.take()
 
     def breakers(self) -> dict[str, CircuitBreaker]:
         """Every breaker of this provider, by transport."""
@@ -166,11 +181,14 @@ class Provider:
 
     # ------------------------------------------------------------------ one attempt
 
-    async def attempt(self, body: bytes, method: str, timeout: float, check: Check | None = None) -> Reply:
+    async def attempt(
+        self, body: bytes, method: str, timeout: float, check: Check | None = None, own: bool = False
+    ) -> Reply:
         """Send `body`, classify the outcome. Returns the provider's JSON-RPC reply (result or its own
         error, which the client gets verbatim); raises a ProviderError subclass otherwise. `check(reply,
         provider)`: a ProviderError for an answer that must not be the client's (lagging, failing an
-        integrity check), recorded with its outcome like any other failure."""
+        integrity check), recorded with its outcome like any other failure. `own`: Livechain's own request
+        (a health check, a backfill), counted apart from client traffic in spend."""
         permit = self.breaker.acquire()
         if permit == DENIED:
             raise ProviderError(f"{self.id}: circuit open", provider=self.id)
@@ -196,6 +214,8 @@ class Provider:
                     self.capabilities.refused_logs_range(exc.limit, body)
                 elif isinstance(exc, ProviderUnavailable) and method in STATE_METHODS:
                     self._refused_state(method, body)
+                elif type(exc) is MethodUnsupported:
+                    self._refused_method(method)
                 self._note_error(exc)
                 raise
             outcome = Outcome.OK if reply.error is None else Outcome.RPC_ERROR
@@ -207,9 +227,66 @@ class Provider:
             raise
         finally:
             self.inflight -= 1
+            if outcome is not None and outcome not in UNSENT:
+                self.spend.record(method, own)
             if outcome is not None:
                 latency_ms = (time.perf_counter_ns() - started) / 1e6
                 self.stats.observe(method, latency_ms, outcome)
+                self._store.record_rpc(self.id, method, latency_ms, outcome)
+
+    async def attempt_batch(self, method: str, params: list[list], timeout: float) -> list[Any]:
+        """`len(params)` requests of `method` in one JSON-RPC batch — Livechain's own (a head gap's blocks).
+        The results in order (None where one errored or is missing). A batch refused as such (not a JSON array
+        back) teaches that it takes no batches of this size (`capabilities.batched`) and raises
+        MethodUnsupported — not a breaker failure. Spend counts every request in it."""
+        n = len(params)
+        body = orjson.dumps([{"jsonrpc": "2.0", "id": i, "method": method, "params": p} for i, p in enumerate(params)])
+        permit = self.breaker.acquire()
+        if permit == DENIED:
+            raise ProviderError(f"{self.id}: circuit open", provider=self.id)
+        self.inflight += 1
+        started = time.perf_counter_ns()
+        outcome: Outcome | None = Outcome.TRANSPORT
+        try:
+            try:
+                response = await self.http.post(body, timeout=timeout)
+                if response.status == 429:
+                    raise ProviderRateLimited(f"{self.id}: HTTP 429", provider=self.id,
+                                              retry_after=retry_after_seconds(response.headers.get("retry-after")))
+                if response.status >= 500:
+                    raise BadResponse(f"{self.id}: HTTP {response.status}", provider=self.id)
+                try:
+                    items = orjson.loads(response.body)
+                except orjson.JSONDecodeError:
+                    items = None
+                if not isinstance(items, list):
+                    self.capabilities.batched(n, False)
+                    raise MethodUnsupported(f"{self.id}: a batch of {n} refused", provider=self.id)
+            except ProviderError as exc:
+                outcome = exc.outcome
+                self._judge(permit, outcome)
+                if isinstance(exc, ProviderRateLimited):
+                    self._cool_down(exc.retry_after)
+                self._note_error(exc)
+                raise
+            self.capabilities.batched(n, True)
+            results: list[Any] = [None] * n
+            for item in items:
+                if isinstance(item, dict) and type(item.get("id")) is int and 0 <= item["id"] < n:
+                    results[item["id"]] = item.get("result")
+            outcome = Outcome.OK
+            self.breaker.record_success(permit)
+            return results
+        except asyncio.CancelledError:
+            outcome = None
+            self.breaker.release(permit)
+            raise
+        finally:
+            self.inflight -= 1
+            if outcome is not None and outcome not in UNSENT:
+                self.spend.record(method, own=True, n=n)
+            if outcome is not None:
+                latency_ms = (time.perf_counter_ns() - started) / 1e6
                 self._store.record_rpc(self.id, method, latency_ms, outcome)
 
     def _judge(self, permit: int, outcome: Outcome) -> None:
@@ -249,6 +326,21 @@ class Provider:
         _, age = state_block(method, params, self.head)
         if age is not None:
             self.capabilities.refused_old_state(age)
+
+    def _budget_changed(self, exhausted: bool) -> None:
+        log.warning("budget %s", "exhausted" if exhausted else "available again",
+                    extra={"chain": self.chain, "provider": self.id})
+        self._events.publish("budget", chain=self.chain, provider=self.id, exhausted=exhausted)
+        if self.on_change is not None:
+            self.on_change()
+
+    def _refused_method(self, method: str) -> None:
+        if self.capabilities.refused_method(method):
+            log.info("provider does not serve %s: left out for it", method,
+                     extra={"chain": self.chain, "provider": self.id, "method": method})
+            self._events.publish("capability", chain=self.chain, provider=self.id, method=method, supported=False)
+        if self.on_change is not None:
+            self.on_change()  # routing's eligible lists are cached: they must drop it now
 
     def failed_check(self, method: str, reason: str, quarantine: float | None) -> None:
         """An answer of it failed an integrity check: counted, logged; `quarantine` seconds aside (enforce)."""
@@ -319,6 +411,8 @@ class Provider:
             "inflight": self.inflight,
             "ws": ws,
             "capabilities": self.capabilities.snapshot(),
+            "tier": self.tier,
+            "spend": self.spend.snapshot(),
             "integrity": {"failures": dict(self.integrity_failures), "last": self.last_integrity_failure},
             "disagreements": dict(self.disagreements),
             "breaker_history": list(self.breaker_history),

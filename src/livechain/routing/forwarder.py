@@ -61,9 +61,12 @@ class Forwarder:
 
     async def forward(
         self, request: Request, strategy: Strategy, pinned: Provider | None = None, accept: Accept | None = None,
-        prefer: Accept | None = None, check: Check | None = None,
+        prefer: Accept | None = None, check: Check | None = None, own: bool = False,
+        trail: list[tuple[str, str]] | None = None,
     ) -> Answer:
-        """`check`: judges each answer before it is taken (`Provider.attempt`); a rejected one fails over."""
+        """`check`: judges each answer before it is taken (`Provider.attempt`); a rejected one fails over.
+        `own`: Livechain's own request (counted apart from client traffic in spend). `trail`: each attempt's
+        (provider, outcome) is appended to it (a client asked for an explanation)."""
         cfg = self.pool.config
         clock = self._clock
         deadline = clock.monotonic() + cfg.deadline
@@ -75,7 +78,7 @@ class Forwarder:
             )
         body = request.upstream_body(WIRE_ID if request.needs_wire_id else None)
         if cfg.hedge_after is not None and pinned is None and len(plan) > 1:
-            return await self._hedged(request, body, plan, deadline, cfg.hedge_after, check)
+            return await self._hedged(request, body, plan, deadline, cfg.hedge_after, check, own, trail)
         last: ProviderError | None = None
         answered: ProviderError | None = None  # the last failure that came with the provider's own reply
         attempts = 0
@@ -85,9 +88,11 @@ class Forwarder:
                 raise DeadlineExceeded(attempts, cfg.deadline)
             attempts += 1
             try:
-                reply = await provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check)
+                reply = await provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check, own)
             except ProviderError as exc:
                 last = exc
+                if trail is not None:
+                    trail.append((provider.id, exc.kind))
                 if isinstance(exc.reply, Reply):
                     answered = exc
                 if attempts < len(plan):
@@ -95,6 +100,8 @@ class Forwarder:
                         "failover", chain=self.pool.chain, provider=provider.id, reason=exc.kind, method=method
                     )
                 continue
+            if trail is not None:
+                trail.append((provider.id, "ok" if reply.error is None else "rpc_error"))
             return Answer(reply.for_client(request.reply_id), provider.id, attempts, reply)
         return self._failed(request, answered, last, attempts, deadline)
 
@@ -114,7 +121,7 @@ class Forwarder:
 
     async def _hedged(
         self, request: Request, body: bytes, plan: list[Provider], deadline: float, hedge_after: float,
-        check: Check | None,
+        check: Check | None, own: bool = False, trail: list[tuple[str, str]] | None = None,
     ) -> Answer:
         """Like the sequential path, but when the running attempt has not answered within `hedge_after`, the
         next provider is started too; the first usable answer wins. The attempts it beat keep running to their
@@ -138,7 +145,7 @@ class Forwarder:
                 return False
             attempts += 1
             task = loop.create_task(
-                provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check),
+                provider.attempt(body, method, min(cfg.attempt_timeout, remaining), check, own),
                 name=f"{self.pool.chain}/attempt/{provider.id}",
             )
             running[task] = provider
@@ -164,10 +171,14 @@ class Forwarder:
                         self._let_finish(running)
                         running = {}
                         reply = task.result()
+                        if trail is not None:
+                            trail.append((provider.id, "ok" if reply.error is None else "rpc_error"))
                         return Answer(reply.for_client(request.reply_id), provider.id, attempts, reply)
                     if not isinstance(exc, ProviderError):
                         raise exc
                     last = exc
+                    if trail is not None:
+                        trail.append((provider.id, exc.kind))
                     if isinstance(exc.reply, Reply):
                         answered = exc
                     if launch():

@@ -1,7 +1,11 @@
 """Which providers may serve a request right now, before a strategy orders them.
 
-    eligible = serves the method ∧ right chain id (or not yet known) ∧ breaker closed/probe-able
-               ∧ not cooling down after a 429 ∧ lag ≤ max_lag_blocks behind the best head
+    eligible = serves the method (its policy, and not learned unsupported) ∧ right chain id (or not yet
+               known) ∧ breaker closed/probe-able ∧ budget not spent ∧ not cooling down after a 429
+               ∧ lag ≤ max_lag_blocks behind the best head
+
+A provider whose budget is spent is left out (`on_exhausted: exclude`) or kept as a last resort: used only
+when nobody else is eligible (`last_resort`).
 
 If that leaves nothing, the soft filters (lag, cooldown, unknown chain id) are dropped rather than failing
 closed. Two filters are never dropped: a provider serving the *wrong* chain id answers for another chain,
@@ -42,8 +46,13 @@ def _eligible(pool: ProviderPool, method: str, now: float) -> list[Provider]:
     max_lag = pool.config.max_lag_blocks
     strict: list[Provider] = []
     fallback: list[Provider] = []
+    last_resort: list[Provider] = []
     for p in pool.providers:
         if p.chain_id_ok is False or not p.serves(method) or not p.breaker.available():
+            continue
+        if p.spend.budget is not None and p.spend.check():  # its budget is spent
+            if p.spend.budget.on_exhausted == "last_resort":
+                last_resort.append(p)
             continue
         fallback.append(p)
         if p.cooldown_until > now:
@@ -53,4 +62,4 @@ def _eligible(pool: ProviderPool, method: str, now: float) -> list[Provider]:
         if p.chain_id_ok is None:
             continue
         strict.append(p)
-    return strict or fallback
+    return strict or fallback or last_resort

@@ -18,6 +18,11 @@ which to try them; the forwarder fails over along that order. Strategies are syn
       decayed fades it back to PRIOR over a minute of silence (a recovered provider is not punished
       forever); race_factor = 0.5 + 0.5 · race_score / best race_score on the chain (1.0 without race data),
       from the chain's newHeads races.
+- cheapest:    lowest cost for this method first (`cost` of the provider: its price per request, or units ×
+               unit price; a provider without a cost is free); `reserve` providers after every other; those
+               missing the chain's `slo` (p90 latency for the method, head delay) after all of them — used only
+               when nothing else is eligible. Ties keep the priority order. A provider whose budget is spent is
+               already out of the eligible list (or at its end: `on_exhausted: last_resort`).
 """
 
 from __future__ import annotations
@@ -157,11 +162,42 @@ class Leaderboard:
         return [eligible[i] for i in sorted(range(n), key=keys.__getitem__)]
 
 
-def make_strategies(race_factor: Callable[[str], float] | None = None) -> dict[str, Strategy]:
-    """One instance of each strategy for a chain; `race_factor` feeds the leaderboard."""
+class Cheapest:
+    name = "cheapest"
+
+    def __init__(self, misses_slo: Callable[[str, str], bool] | None = None) -> None:
+        """`misses_slo(provider id, method)`: does it miss the chain's service level (measured off the request
+        path, by the chain's timer)."""
+        self.misses_slo = misses_slo
+        self._cache: dict[str, tuple[list[Provider], float, list[Provider]]] = {}
+
+    def key(self, provider: Provider, method: str) -> tuple[bool, bool, float]:
+        """(misses the SLO, is a reserve, price of one request of `method`): lower goes first."""
+        misses = self.misses_slo is not None and self.misses_slo(provider.id, method)
+        return misses, provider.tier == "reserve", provider.spend.price(method)
+
+    def order(self, eligible: list[Provider], method: str) -> list[Provider]:
+        if len(eligible) < 2:
+            return eligible
+        now = eligible[0].stats.now()
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is eligible and cached[1] > now:
+            return cached[2]
+        ranked = sorted(eligible, key=lambda p: self.key(p, method))
+        if len(self._cache) >= 512:
+            self._cache.clear()
+        self._cache[method] = (eligible, now + ORDER_TTL, ranked)
+        return ranked
+
+
+def make_strategies(
+    race_factor: Callable[[str], float] | None = None, misses_slo: Callable[[str, str], bool] | None = None
+) -> dict[str, Strategy]:
+    """One instance of each strategy for a chain; `race_factor` feeds the leaderboard, `misses_slo` cheapest."""
     return {
         "priority": Priority(),
         "round_robin": RoundRobin(),
         "fastest": Fastest(),
         "leaderboard": Leaderboard(race_factor),
+        "cheapest": Cheapest(misses_slo),
     }

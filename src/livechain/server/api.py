@@ -64,6 +64,13 @@ class Api:
             return {**chain.snapshot(), "cache": views.cache_summary(chain)}
         if rest == ["providers"]:
             return views.providers(chain)
+        if rest == ["spend"]:
+            return chain.spend()
+        if rest == ["route"]:
+            method = query.get("method")
+            if not method:
+                raise BadHttpRequest("method is required: /api/chains/{chain}/route?method=eth_call[&strategy=…]")
+            return chain.explain(method[:128], query.get("strategy") or None)
         region = query.get("region") or None
         store = self.snapshots.store_for(chain.name, region)
         if store is None:

@@ -141,6 +141,26 @@ class LivechainCollector:
                     integrity.add_metric([region, name, p.id, method], n)
                 for method, n in p.disagreements.items():
                     disagreements.add_metric([region, name, p.id, method], n)
+        spend = CounterMetricFamily(
+            "livechain_provider_spend", "What was sent to the provider (requests, units, money), client traffic and "
+            "Livechain's own (health checks, backfills, probes)", labels=["region", "chain", "provider", "traffic", "unit"],
+        )
+        budget = GaugeMetricFamily("livechain_provider_budget_left", "What is left of the provider's budget (its cost "
+                                   "unit)", labels=["region", "chain", "provider", "period"])
+        saved = CounterMetricFamily("livechain_cache_saved", "Upstream requests the cache and coalescing saved, "
+                                    "valued at the cheapest provider's price", labels=["region", "chain", "unit"])
+        for chain in self.registry:
+            figures = chain.spend()
+            for pid, sp in figures["providers"].items():
+                for traffic in ("client", "own"):
+                    for unit, value in sp["total"][traffic].items():
+                        spend.add_metric([region, chain.name, pid, traffic, unit], value)
+                for period, left in sp["budget_left"].items():
+                    if left is not None:
+                        budget.add_metric([region, chain.name, pid, period], left)
+            for unit, value in figures["saved"].items():
+                saved.add_metric([region, chain.name, unit], value)
+        yield from (spend, budget, saved)
         restart = CounterMetricFamily("livechain_task_restarts", "Supervised task restarts", labels=["region", "task"])
         for task, n in list(self.restarts.items()):
             restart.add_metric([region, task], n)

@@ -27,7 +27,7 @@ from livechain.server.rpc import Later, RpcEndpoint, rpc_route
 from livechain.server.static import StaticFiles
 from livechain.server.ws import WsEndpoint
 
-CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key, cache-control, x-livechain-session"
+CORS_ALLOW_HEADERS = "content-type, authorization, x-api-key, cache-control, x-livechain-session, x-livechain-explain"
 _INDEX = {"name": "livechain", "rpc": "/rpc/{chain}", "ws": "/ws/rpc/{chain}", "api": "/api/chains",
           "health": "/api/health", "metrics": "/metrics", "dashboard": "/dashboard"}
 
@@ -132,7 +132,8 @@ class Routes:
         headers = request.headers
         fresh = "no-cache" in headers.get("cache-control", "")
         return self.rpc.handle_now(chain, request.body, strategy=strategy, provider_id=provider, client=client,
-                                   fresh=fresh, session=headers.get("x-livechain-session"), peer=request.peer)
+                                   fresh=fresh, session=headers.get("x-livechain-session"), peer=request.peer,
+                                   explain=headers.get("x-livechain-explain", "") in ("1", "true"))
 
     async def _plugins(self, request: Request) -> Response | None:
         for plugin in self.plugins:
@@ -163,5 +164,6 @@ class Routes:
             response.headers.append(("access-control-max-age", "600"))
         else:
             response.headers.append(
-                ("access-control-expose-headers", "x-livechain-provider, x-livechain-attempts, x-livechain-cache")
+                ("access-control-expose-headers",
+                 "x-livechain-provider, x-livechain-attempts, x-livechain-cache, x-livechain-explain")
             )

@@ -72,11 +72,14 @@ class RpcEndpoint:
         fresh: bool = False,
         session: str | None = None,
         peer: str = "",
+        explain: bool = False,
     ) -> Response | Later:
         """As far as the request goes without waiting: the response when nothing is left to wait for (a cache
         hit, a refusal, a body that is not JSON-RPC), else a function whose awaitable is the rest. `session`:
         the X-Livechain-Session header — the client the consistency stages key by (scoped by its API key).
-        `peer`: the connection's address — with the key's name, who owns the filters the request creates."""
+        `peer`: the connection's address — with the key's name, who owns the filters the request creates.
+        `explain`: the client sent `X-Livechain-Explain: 1` — the response says how it was routed (single
+        requests)."""
         try:
             chain = self.resolve(chain_key)
             if client is OPEN and strategy is None and provider_id is None:  # the common case, inlined
@@ -95,8 +98,13 @@ class RpcEndpoint:
                 call, answer = chain.begin(parsed, route, who, fresh, owner)
             except LivechainError as exc:
                 return _single(parsed, None, exc)
+            if explain:
+                call.trail = []
             if answer is not None:
-                return _single(parsed, answer, None)
+                response = _single(parsed, answer, None)
+                if explain:
+                    response.headers.append(("x-livechain-explain", _ascii(chain.explain_header(call, answer))))
+                return response
             return partial(_finish, chain, call, parsed)
         if type(parsed) is Invalid:
             return Response(200, error_body(parsed.error, parsed.id))
@@ -121,8 +129,17 @@ async def _finish(chain: Chain, call: Call, request: Request) -> Response:
     try:
         answer = await chain.finish(call)
     except LivechainError as exc:
-        return _single(request, None, exc)
-    return _single(request, answer, None)
+        response, answer = _single(request, None, exc), None
+    else:
+        response = _single(request, answer, None)
+    if call.trail is not None:
+        response.headers.append(("x-livechain-explain", _ascii(chain.explain_header(call, answer))))
+    return response
+
+
+def _ascii(text: str) -> str:
+    """A header value: printable ASCII only."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 async def _batch(chain: Chain, parsed: list, route: Route, who: str | None, fresh: bool, owner: str) -> Response:

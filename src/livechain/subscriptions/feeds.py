@@ -273,6 +273,8 @@ class LogsFeed(Feed):
                 self._deliver_log(entry)
         if backfilled:
             self._want(number)  # no provider delivered this block's head: its logs may be missing too
+        elif self.covered_to is not None and number > self.covered_to + 1:
+            self._want(self.covered_to + 1)  # the head stream skipped blocks (nobody needed them): one range query
         if not self.live:  # nobody delivers this feed's logs: fetch them, from where coverage ends
             self.polled += 1
             self._want(self.covered_to + 1 if self.covered_to is not None and self.covered_to < number else number)

@@ -12,8 +12,15 @@ Output, to every follower (`follow()`: the heads feed and each logs feed), in or
 Rules, for a head N with parent P, given the last delivered block L:
 - hash already delivered                → ignored (a late duplicate)
 - N == L+1 and P == hash(L)             → delivered at once (the fast path: synchronous, no task hop)
-- N >  L+1                              → gap: blocks L+1..N-1 fetched over HTTP (eth_getBlockByNumber) and
-                                          delivered first (if they don't chain onto L, it is a reorg too)
+- N >  L+1                              → gap: blocks L+1..N-1 fetched over HTTP (eth_getBlockByNumber, in
+                                          JSON-RPC batches where the provider takes them) and delivered first
+                                          (if they don't chain onto L, it is a reorg too). A gap of at most
+                                          BATCH blocks always (one request: the canonical hashes it gives keep
+                                          the cache and integrity checks exact); a longer one only when someone
+                                          needs every block (`wanted`: a newHeads subscriber, a block filter) —
+                                          else N is delivered at once and the gap costs nothing (logs feeds
+                                          fetch a gap's logs by range). A gap over `max_backfill` blocks skips
+                                          ahead (logged, `on_skip`), as a syncing node's head stream would.
 - otherwise (N <= L, or P != hash(L))   → reorg: walk back by parent hash (fetching by hash) to a block we
                                           delivered, report the orphaned blocks, deliver the new branch
 Anything that needs a fetch goes through a queue owned by one worker task, so order is kept while heads keep
@@ -38,10 +45,13 @@ log = logging.getLogger("livechain.subscriptions")
 
 HISTORY = 256  # canonical blocks remembered (number → hash)
 MAX_REORG_DEPTH = 64
-MAX_GAP = 1024  # a longer gap is not backfilled block by block: delivery resumes at the new head
+MAX_GAP = 1000  # default `max_backfill`: a longer gap is not backfilled block by block (it skips ahead)
+BATCH = 100  # blocks per JSON-RPC batch of a backfill
 MAX_TRIES = 8  # attempts to place one head before it is skipped (fewer when newer heads are waiting)
 
 Fetch = Callable[[str, list], Awaitable[object]]  # (method, params) → result (raises on failure)
+#: (method, [params, …]) → results in order (None where one failed); raises when nothing could be fetched
+FetchMany = Callable[[str, list[list]], Awaitable[list]]
 
 
 class HeadListener(Protocol):
@@ -51,10 +61,20 @@ class HeadListener(Protocol):
 
 
 class HeadTracker:
-    def __init__(self, chain: str, fetch: Fetch, *, spawn: Callable[[str, object], asyncio.Task]) -> None:
+    def __init__(
+        self, chain: str, fetch: Fetch, *, spawn: Callable[[str, object], asyncio.Task],
+        fetch_many: FetchMany | None = None, wanted: Callable[[], bool] | None = None, max_backfill: int = MAX_GAP,
+        on_skip: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`fetch_many`: batched fetches for a gap (else one `fetch` per block); `wanted()`: does a follower need
+        every block (None: always); `on_skip(last, number)`: a gap too long to backfill was skipped."""
         self.chain = chain
         self._fetch = fetch
+        self._fetch_many = fetch_many
         self._spawn = spawn
+        self.wanted = wanted
+        self.max_backfill = max_backfill
+        self._on_skip = on_skip
         #: replaced, never mutated: a follower may leave while blocks are being delivered to all of them
         self._followers: tuple[HeadListener, ...] = ()
         self.history: OrderedDict[int, str] = OrderedDict()  # number → hash of delivered canonical blocks
@@ -67,6 +87,7 @@ class HeadTracker:
         self.backfilled = 0
         self.reorgs = 0
         self.skipped = 0
+        self.skipped_blocks = 0  # blocks of gaps too long to backfill
 
     def follow(self, follower: HeadListener) -> None:
         """`follower` gets every on_block / on_reorg from now on (feeds come and go with client subscriptions)."""
@@ -147,13 +168,11 @@ class HeadTracker:
         if last is None or (number == last + 1 and header.get("parentHash") == self.last_hash):
             self._deliver(header, number, False)
             return
-        if number > last + 1 and number - last <= MAX_GAP:
-            missing = []
-            for n in range(last + 1, number):
-                block = await self._fetch("eth_getBlockByNumber", [hex(n), False])
-                if not isinstance(block, dict):
-                    raise LookupError(f"block {n} not available yet")
-                missing.append(block)
+        if number > last + 1 and number - last - 1 <= self.max_backfill:
+            if number - last - 1 > BATCH and self.wanted is not None and not self.wanted():
+                self._deliver(header, number, False)  # nobody needs the blocks in between: they cost nothing
+                return
+            missing = await self._blocks(last + 1, number)
             if missing[0].get("parentHash") == self.last_hash and all(
                 b.get("parentHash") == a.get("hash") for a, b in itertools.pairwise(missing)
             ) and header.get("parentHash") == missing[-1].get("hash"):
@@ -163,10 +182,29 @@ class HeadTracker:
                 self._deliver(header, number, False)
                 return
         elif number > last + 1:
-            log.warning("head gap too long to backfill", extra={"chain": self.chain, "from": last, "to": number})
+            log.warning("head gap too long to backfill: skipped ahead",
+                        extra={"chain": self.chain, "from": last, "to": number, "max_backfill_blocks": self.max_backfill})
+            self.skipped_blocks += number - last - 1
+            if self._on_skip is not None:
+                self._on_skip(last, number)
             self._deliver(header, number, False)
             return
         await self._reorg(header, number)
+
+    async def _blocks(self, low: int, high: int) -> list[dict]:
+        """Blocks low..high-1, in order (batched when a `fetch_many` is given); raises when one is missing."""
+        numbers = range(low, high)
+        if self._fetch_many is not None:
+            found: list = []
+            for start in range(low, high, BATCH):
+                chunk = [[hex(n), False] for n in range(start, min(high, start + BATCH))]
+                found += await self._fetch_many("eth_getBlockByNumber", chunk)
+        else:
+            found = [await self._fetch("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+        for n, block in zip(numbers, found, strict=True):
+            if not isinstance(block, dict):
+                raise LookupError(f"block {n} not available yet")
+        return found
 
     async def _reorg(self, header: dict, number: int) -> None:
         """Walk back from `header` by parent hash to a delivered block; report orphans; deliver the branch."""

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from livechain.errors import LimitExceeded, LivechainError, SubscriptionUnavailable
@@ -31,7 +32,7 @@ from livechain.metrics.store import BenchmarkStore
 from livechain.providers.pool import ProviderPool
 from livechain.providers.provider import Provider
 from livechain.subscriptions.feeds import Feed, Fetch, HeadsFeed, LogsFeed, Sink
-from livechain.subscriptions.heads import HeadTracker
+from livechain.subscriptions.heads import MAX_GAP, FetchMany, HeadTracker
 from livechain.subscriptions.params import canonical
 from livechain.subscriptions.resume import Resume, split_resume
 from livechain.transport.ws import UpstreamWs
@@ -82,10 +83,15 @@ class SubscriptionManager:
         liveness: float = 10.0,
         window: float = 30.0,
         query: Fetch | None = None,
+        fetch_many: FetchMany | None = None,
+        wanted: Callable[[], bool] | None = None,
+        max_backfill: int = MAX_GAP,
     ) -> None:
         """`fetch`: Livechain's own requests straight to a provider (the head stream's backfill); `query`: its
         requests on a client's behalf through the chain's pipeline (a logs feed's missed blocks, a resumed
-        subscription's missed events; `fetch` when None)."""
+        subscription's missed events; `fetch` when None). `fetch_many`, `wanted`, `max_backfill`: the head
+        stream's batched gap backfill, whether anyone needs every block, and the longest gap backfilled (see
+        `HeadTracker`)."""
         self.chain = chain
         self.pool = pool
         self.store = store
@@ -101,7 +107,11 @@ class SubscriptionManager:
         self.feeds: dict[tuple, Feed] = {}
         self._routes: dict[tuple[str, str], Feed] = {}  # (provider id, provider's subscription id) → feed
         self._verified: set[str] = set()  # providers whose current WebSocket answered the right eth_chainId
-        self.tracker = HeadTracker(chain, fetch, spawn=tasks.spawn)
+        self.tracker = HeadTracker(
+            chain, fetch, spawn=tasks.spawn, fetch_many=fetch_many,
+            wanted=lambda: bool(self.heads.clients) or (wanted is not None and wanted()),
+            max_backfill=max_backfill, on_skip=self._skipped,
+        )
         self.heads = HeadsFeed(store, self.tracker, window, on_race=self._race_event)
         self.feeds[self.heads.key] = self.heads
         self._polling: asyncio.Task | None = None
@@ -187,6 +197,7 @@ class SubscriptionManager:
         try:
             upstream_id = await ws.subscribe(feed.params, timeout=SUBSCRIBE_TIMEOUT)
         except LivechainError as exc:
+            provider.capabilities.refused_subscription(feed.kind)
             log.warning(
                 "provider subscription failed",
                 extra={"chain": self.chain, "provider": provider.id, "kind": feed.kind, "error": exc.message},
@@ -254,6 +265,9 @@ class SubscriptionManager:
         last = self.tracker.last_number
         if isinstance(block, dict) and (last is None or last < number):  # a WS may have delivered it meanwhile
             self.tracker.offer(header_of(block))
+
+    def _skipped(self, last: int, number: int) -> None:
+        self.events.publish("heads_skipped", chain=self.chain, after=last, to=number, blocks=number - last - 1)
 
     def _race_event(self, winner: str, loser: str, margin_ms: float) -> None:
         self.events.publish("race", chain=self.chain, event=NEW_HEADS, winner=winner, loser=loser,

@@ -324,6 +324,7 @@ function renderChainHead(c) {
       kpi("Error rate", h("span", { "data-testid": "kpi-errors" })),
       kpi("Providers", h("span", { "data-testid": "kpi-providers" })),
       kpi("Cache", h("span", { "data-testid": "kpi-cache" })),
+      kpi("Spend today", h("span", { "data-testid": "kpi-spend" }, "—")),
       kpi("Block time", h("span", { "data-testid": "kpi-block-time" })),
       kpi("Status", h("span.pill", { "data-testid": "kpi-status" })));
   }
@@ -364,7 +365,7 @@ function tickAges() {
 
 // ------------------------------------------------------------------------------------------- slow views
 
-const NEVER = { methods: -Infinity, history: -Infinity, board: -Infinity };
+const NEVER = { methods: -Infinity, history: -Infinity, board: -Infinity, spend: -Infinity };
 let slowAt = { ...NEVER };
 async function refreshSlow(force = false) {
   const chain = state.chain;
@@ -384,6 +385,10 @@ async function refreshSlow(force = false) {
     jobs.push(api(q("rpc")).then((d) => state.chain === chain && charts.renderLatency(chain, providers, d.points)));
     jobs.push(api(q("race")).then((d) => state.chain === chain && charts.renderWins(chain, providers, d.points)));
   }
+  if (ownRegion() && (force || now - slowAt.spend > 5000)) {
+    slowAt.spend = now;
+    jobs.push(api(base + "/spend").then((d) => state.chain === chain && renderSpend(d)));
+  }
   if (!ownRegion() && (force || now - slowAt.board > 2000)) {
     slowAt.board = now;
     jobs.push(api(base + "/leaderboard" + regionQS()).then((d) => {
@@ -395,6 +400,22 @@ async function refreshSlow(force = false) {
   }
   const results = await Promise.allSettled(jobs);
   for (const r of results) if (r.status === "rejected") console.warn("refresh failed:", r.reason && r.reason.message);
+}
+
+/** The chain's "Spend today" KPI: money (or units) sent to providers today, Livechain's own share, what the
+ *  cache and coalescing saved, and how many providers are over budget. */
+function renderSpend(d) {
+  const el = $("[data-testid=kpi-spend]");
+  if (!el) return;
+  const ps = Object.values(d.providers || {});
+  const money = ps.some((p) => p.unit === "money");
+  const field = money ? "money" : "units";
+  const today = ps.reduce((a, p) => a + p.today.client[field] + p.today.own[field], 0);
+  const own = ps.reduce((a, p) => a + p.today.own.requests, 0);
+  const over = ps.filter((p) => p.exhausted).length;
+  const show = (v) => (money ? (v > 0 && v < 1 ? v.toPrecision(3) : fmt.num(v, 2)) : fmt.int(v) + " u");
+  fill(el, show(today), h("small.muted", ` · ${fmt.int(own)} own req · saved ${show(d.saved[field])}`),
+    over ? h("small.bad-text", ` · ${over} over budget`) : null);
 }
 
 function openProvider(provider) {

@@ -46,9 +46,12 @@ export class Drawer {
   async refresh() {
     const { chain, provider } = this;
     if (!provider) return;
-    let data;
+    let data, route;
     try {
-      data = await api(`/api/chains/${encodeURIComponent(chain)}/providers`);
+      [data, route] = await Promise.all([
+        api(`/api/chains/${encodeURIComponent(chain)}/providers`),
+        api(`/api/chains/${encodeURIComponent(chain)}/route?method=eth_call`).catch(() => null),
+      ]);
     } catch (err) {
       fill(this.body, h("p.form-error", `Could not load ${provider}: ${err.message}`));
       return;
@@ -59,16 +62,22 @@ export class Drawer {
       fill(this.body, h("p.muted", `${provider} is no longer configured on ${chain}.`));
       return;
     }
-    this.render(data, p);
+    this.render(data, p, route);
   }
 
-  render(data, p) {
+  render(data, p, route) {
     const br = p.breaker || {};
     const ws = p.ws || null;
     const race = (p.races && p.races.newHeads) || null;
     const methods = Object.entries(p.methods || {}).sort((a, b) => b[1].count - a[1].count);
     const history = (p.breaker_history || []).slice(-12).reverse();
     const errors = (p.last_errors || []).slice().reverse();
+    const spend = p.spend || null;
+    const caps = p.capabilities || {};
+    const unsupported = Object.entries(caps.unsupported || {});
+    const out = route ? (route.excluded || []).find((e) => e.id === p.id) : null;
+    const unit = spend && spend.unit === "money" ? (v) => (v > 0 && v < 1 ? v.toPrecision(3) : fmt.num(v, 2)) : (v) => fmt.int(v) + " u";
+    const spent = (period) => spend ? period.client.requests + period.own.requests : 0;
     const scrollTop = this.body.scrollTop;
     fill(this.body,
       h("div.pills",
@@ -93,6 +102,24 @@ export class Drawer {
         kv("Missed events", race ? fmt.int(race.missed) : "—"),
         ws ? kv("WS reconnects", fmt.int(ws.connects != null ? Math.max(0, ws.connects - 1) : null)) : null),
       this.faultRow(this.chain, p.id),
+      h("h3", "Spend and routing"),
+      h("div.kv-grid", { "data-testid": "drawer-spend" },
+        kv("Tier", p.tier || "—"),
+        kv("Requests today", spend ? `${fmt.int(spent(spend.today))} (${fmt.int(spend.today.own.requests)} own)` : "—"),
+        kv("Spend today", spend ? unit(spend.unit === "money" ? spend.today.client.money + spend.today.own.money
+          : spend.today.client.units + spend.today.own.units) : "—"),
+        kv("Budget left today", spend && spend.budget_left.day != null ? unit(spend.budget_left.day) : "no budget",
+          spend && spend.exhausted ? "bad-text" : null),
+        kv("Budget left this month", spend && spend.budget_left.month != null ? unit(spend.budget_left.month) : "no budget"),
+        kv("eth_call routing", out ? "left out: " + out.reasons.join("; ") : route ? "eligible" : "—", out ? "warn-text" : null)),
+      h("h3", "Capabilities"),
+      h("div.kv-grid", { "data-testid": "drawer-capabilities" },
+        kv("Archive", caps.archive == null ? "unknown" : caps.archive ? "yes" : `no (${fmt.int(caps.state_depth)} blocks)`),
+        kv("eth_getLogs range", caps.logs_limit == null ? "no limit known" : fmt.int(caps.logs_limit) + (caps.logs_limit_learned ? " (learned)" : "")),
+        kv("Batches", caps.batch == null ? "not tried" : caps.batch ? `yes (≥ ${fmt.int(caps.batch_limit)})` : "no"),
+        kv("Unsupported methods", unsupported.length ? unsupported.map(([m, t]) => `${m} (since ${fmt.clock(t)})`).join(", ") : "none seen",
+          unsupported.length ? "warn-text" : null),
+        kv("Subscriptions refused", Object.keys(caps.subscriptions_refused || {}).join(", ") || "none")),
       h("h3", "Per-method latency"),
       methods.length
         ? h("div.scroll-x", h("table.table.compact",
