@@ -325,8 +325,8 @@ async def test_its_head_is_compared_with_the_configured_providers_and_their_urls
 
 async def test_the_command_exits_with_its_documented_codes_and_never_prints_the_urls_secrets(anvil, tmp_path):
     """`python -m livechain probe` as a user runs it: 4 for a wrong --chain-id (JSON report: the chain it
-    serves), 4 for a config chain of another chain id, 0 with a table for the right one, 3 for an
-    unreachable provider, 2 for a usage error. The secret path segment of the URLs never reaches stdout
+    serves), 4 for a config chain of another chain id, 0 with a table for the right one, 3 for a WebSocket
+    URL that does not connect and for an unreachable provider, 2 for a usage error. The secret path segment of the URLs never reaches stdout
     or stderr."""
     await anvil.rpc("anvil_mine", ["0x8"])
     async with AnyPathProxy(anvil) as proxy:
@@ -351,6 +351,13 @@ async def test_the_command_exits_with_its_documented_codes_and_never_prints_the_
                      "websocket        connected, chain id 31337 (ok)", "verdict          ok (exit 0)",
                      f"livechain probe http://127.0.0.1:{proxy.port}/…  ws ws://127.0.0.1:{proxy.port}/…"):
             assert line in out, out
+
+        code, out, err = await run_cli(url, "--ws", f"ws://127.0.0.1:{closed_port()}{SECRET_PATH}", "--json",
+                                       "--max-batch", "0")
+        assert_no_secret(out, err)
+        report = orjson.loads(out)
+        assert code == EXIT_UNREACHABLE == report["exit_code"] and report["ws"]["connected"] is False
+        assert report["latency"] and "the WebSocket URL does not connect" in report["problems"]
     assert SECRET_PATH in proxy.paths
 
     dead = f"http://127.0.0.1:{closed_port()}{SECRET_PATH}"

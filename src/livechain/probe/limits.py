@@ -73,8 +73,8 @@ async def logs_range(client: ProbeClient, head: int | None) -> dict[str, Any]:
 
     first = await attempt(wide)
     if first.ok:
-        out["note"] = (f"no limit up to {wide:,} blocks" if wide == WIDE_RANGE
-                       else f"no limit up to {wide:,} blocks (the whole chain)")
+        blocks = f"{wide:,} block{'s' if wide > 1 else ''}"
+        out["note"] = f"no limit up to {blocks}" + ("" if wide == WIDE_RANGE else " (the whole chain)")
         return out
     refusal = _refusal(first)
     if refusal is None and not _timed_out(first):
