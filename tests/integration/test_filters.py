@@ -137,7 +137,8 @@ async def test_filters_are_bound_to_their_owner_bounded_and_expire(env):
     keep = (await lc.rpc("eth_newBlockFilter"))["result"]
     await asyncio.sleep(2.5)
     assert (await lc.rpc("eth_getFilterChanges", [keep]))["error"]["message"] == "filter not found"
-    assert chain.filters.expire() == 2 and len(chain.filters) == 0  # the other two, not polled either
+    assert len(chain.filters) == 0  # the other two, not polled either: gone by the chain's timer (every ttl/4)
+    assert chain.filters.expired >= 3
 
 
 async def test_filters_survive_the_loss_of_the_provider_and_work_over_websocket(env):

@@ -52,6 +52,11 @@ class FiltersView(Protocol):
         """A subscription on the chain's feed, live now (raises SubscriptionUnavailable when it cannot be)."""
         ...
 
+    def subscribe(self, params: Any, sink: Any, sid: bytes) -> Awaitable[Any]:
+        """A subscription on the chain's feed once a provider subscription is live for it (or its HTTP
+        fallback runs); SubscriptionUnavailable after a few seconds when neither can be had."""
+        ...
+
     def call(self, request: Request) -> Awaitable[Answer]:
         """A request through the chain's pipeline."""
         ...
@@ -84,7 +89,6 @@ class FilterStage(Stage):
         self._view = view
         self._sync: dict[str, Callable[[Call], Answer | None]] = {
             "eth_newBlockFilter": self._new_blocks,
-            "eth_newPendingTransactionFilter": self._new_pending,
             "eth_newFilter": self._new_logs,
             "eth_getFilterChanges": self._changes,
             "eth_uninstallFilter": self._uninstall,
@@ -102,10 +106,11 @@ class FilterStage(Stage):
         self.filters.add(flt)
         return _result(call, flt.id)
 
-    def _new_pending(self, call: Call) -> Answer:
+    async def _new_pending(self, call: Call) -> Answer:
+        """Answered once the chain's pending feed is live on a provider (it has no HTTP fallback)."""
         owner = call.owner or ""
         flt = PendingFilter(self.filters.new_id(owner), owner, self.filters.max_entries, self.filters.now())
-        flt.subscription = self._view.subscribe_now([PENDING_KIND], flt, flt.id.encode())
+        flt.subscription = await self._view.subscribe([PENDING_KIND], flt, flt.id.encode())
         self.filters.add(flt)
         return _result(call, flt.id)
 
@@ -178,7 +183,10 @@ class FilterStage(Stage):
     # ------------------------------------------------------------------ what needs the providers
 
     async def around(self, call: Call, proceed: Proceed) -> Answer:
-        """eth_getFilterLogs, and a log filter's first poll: an eth_getLogs through the chain."""
+        """eth_newPendingTransactionFilter, eth_getFilterLogs, and a log filter's first poll (an eth_getLogs
+        through the chain)."""
+        if call.request.method == "eth_newPendingTransactionFilter":
+            return await self._new_pending(call)
         rid = call.request.reply_id
         flt = self.filters.get(_id_param(call.request.params, call.request.method), call.owner or "")
         if not isinstance(flt, LogFilter):
