@@ -4,6 +4,7 @@
     livechain config check FILE
     livechain stats --config FILE [--region R] [--chain C]
     livechain demo [--port N]
+    livechain probe URL [--ws URL] [--chain-id N] [--json] [--config FILE --chain NAME]
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="local anvil chains behind simulated providers, proxy and dashboard")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=4000, help="proxy port (0 = ephemeral)")
+
+    from livechain.probe.command import add_parser as add_probe
+
+    add_probe(sub)
     return parser
 
 
@@ -100,4 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_stats(args)
     if args.command == "demo":
         return cmd_demo(args)
+    if args.command == "probe":
+        from livechain.probe.command import cmd_probe
+
+        return cmd_probe(args)
     return 2
