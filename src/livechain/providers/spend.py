@@ -63,11 +63,18 @@ class Spend:
         return self.cost.price_of(method) if self.cost is not None else 0.0
 
     def record(self, method: str, own: bool = False, n: int = 1) -> None:
-        self._roll()
+        """`n` requests of `method` reached the provider (on every attempt's path: kept short)."""
+        if self._wall() >= self._day_end:
+            self._roll()
         cost = self.cost
-        units = cost.units_of(method) * n if cost is not None else 0.0
-        money = cost.price_of(method) * n if cost is not None and cost.priced else 0.0
         kind = OWN if own else CLIENT
+        if cost is None:  # a free provider: requests only
+            self.today[kind]["requests"] += n
+            self.this_month[kind]["requests"] += n
+            self.total[kind]["requests"] += n
+            return
+        units = cost.units_of(method) * n
+        money = cost.price_of(method) * n if cost.priced else 0.0
         for bucket in (self.today[kind], self.this_month[kind], self.total[kind]):
             bucket["requests"] += n
             bucket["units"] += units
